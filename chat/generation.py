@@ -1,0 +1,300 @@
+"""The server-owned task that writes one answer, relaying Ollama's tokens to every tab.
+
+It belongs to no socket: closing a tab leaves it running. It listens on a channel of its
+own (stored on the message row as `task_channel`) so that stop and snapshot requests
+reach it from any socket in any process. Per token it only appends to a buffer; a
+flusher sends at most one frame per STREAM_FLUSH_MS and a checkpointer saves the text
+at most once per CHECKPOINT_SECONDS, so socket and database work grow with time, not
+with tokens.
+"""
+
+import asyncio
+import json
+import logging
+from contextlib import aclosing
+
+from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+
+from chat import services
+from chat.models import Message
+from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat.thinking import ThinkSplitter
+
+log = logging.getLogger(__name__)
+Status = Message.Status
+
+# Live generations of this process by task channel. Holding them here also keeps their
+# tasks referenced, so asyncio cannot collect one mid-answer (Channels pitfall 2).
+_running: dict[str, "Generation"] = {}
+
+STAT_FIELDS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+    "done_reason",
+)
+
+
+def live_channels() -> list[str]:
+    return list(_running)
+
+
+def single_process() -> bool:
+    """With the in-memory layer no other process can share answers with this one."""
+    return isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
+def group_name(conversation_uuid) -> str:
+    return f"conversation.{conversation_uuid.hex}"
+
+
+def encode(frame: dict) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def explain(exc: Exception, model: str) -> str:
+    """Ollama's failure in words a user can act on, keeping Ollama's own message."""
+    if isinstance(exc, OllamaUnavailable):
+        return f"{exc}. Check that Ollama is running, then continue or try again."
+    if isinstance(exc, OllamaError):
+        if exc.status == 404:
+            return (
+                f"The model “{model}” is not installed on the Ollama server "
+                f"(Ollama said: {exc.message}). Pick another model or ask an administrator "
+                "to pull it."
+            )
+        if exc.status == 503:
+            return f"Ollama is busy right now (Ollama said: {exc.message}). Try again shortly."
+        return f"Ollama refused the request: {exc.message}"
+    return "Something went wrong on the server while writing this answer."
+
+
+class Generation:
+    """One answer being written. `open()`, then `start()` once the rows are saved."""
+
+    def __init__(self, conversation_uuid, layer=None):
+        self.layer = layer or get_channel_layer()
+        self.group = group_name(conversation_uuid)
+        self.channel = ""
+        self.seq = 0
+        self.message: Message | None = None
+        self._content: list[str] = []  # published to the group
+        self._thinking: list[str] = []
+        self._pending_content: list[str] = []  # received, not yet published
+        self._pending_thinking: list[str] = []
+        self._dirty = asyncio.Event()
+        self._last_flush = 0.0
+        self._stop_requested = False
+        self._relay_task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None
+        self.stats: dict = {}
+
+    async def open(self) -> str:
+        """Get the task channel and register it before the row exists, so that stale
+        answer recovery never takes this answer for a dead one."""
+        self.channel = await self.layer.new_channel("generation")
+        _running[self.channel] = self
+        return self.channel
+
+    def discard(self) -> None:
+        """The answer was refused before it started."""
+        _running.pop(self.channel, None)
+
+    def start(self, message: Message, history: list[dict], options: dict) -> None:
+        self.message = message
+        self.task = asyncio.create_task(self._run(history, options), name=f"answer-{message.uuid}")
+
+    # --- state ------------------------------------------------------------------------
+
+    def content(self) -> str:
+        text = "".join(self._content)
+        self._content = [text]
+        return text
+
+    def thinking(self) -> str:
+        text = "".join(self._thinking)
+        self._thinking = [text]
+        return text
+
+    def payload(self) -> dict:
+        message = self.message
+        return {
+            "id": str(message.uuid),
+            "role": "assistant",
+            "model": message.model,
+            "status": Status.STREAMING,
+            "content": self.content(),
+            "thinking": self.thinking(),
+            "seq": self.seq,
+        }
+
+    # --- the task ---------------------------------------------------------------------
+
+    async def _run(self, history: list[dict], options: dict) -> None:
+        await self._publish({"type": "start", "message": self.payload()})
+        helpers = [
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self._flush_loop()),
+            asyncio.create_task(self._checkpoint_loop()),
+        ]
+        self._relay_task = asyncio.create_task(self._relay(history, options))
+        status, error, cancelled = Status.COMPLETE, "", False
+        try:
+            await self._relay_task
+        except asyncio.CancelledError:
+            if self._stop_requested and not asyncio.current_task().cancelling():
+                status = Status.STOPPED
+            else:  # the process is shutting down
+                status, cancelled = Status.INTERRUPTED, True
+                error = "The server stopped while this answer was being written."
+        except (OllamaError, OllamaUnavailable) as exc:
+            status, error = Status.FAILED, explain(exc, self.message.model)
+        except Exception as exc:
+            log.exception("answer %s failed", self.message.uuid)
+            status, error = Status.FAILED, explain(exc, self.message.model)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        # Shielded: even a shutdown must leave one final state behind.
+        await asyncio.shield(self._finish(status, error))
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _relay(self, history: list[dict], options: dict) -> None:
+        message = self.message
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first_thinking = first_content = None
+        splitter = ThinkSplitter()
+        stream = OllamaClient().chat_stream(message.model, history, **options)
+        async with aclosing(stream) as chunks:
+            async for chunk in chunks:
+                delta = chunk.get("message")
+                if delta:
+                    content = delta.get("content")
+                    thinking = delta.get("thinking")
+                    if content:
+                        content, tagged = splitter.feed(content)
+                        thinking = (thinking or "") + tagged
+                    if thinking:
+                        self._pending_thinking.append(thinking)
+                        if first_thinking is None:
+                            first_thinking = loop.time()
+                    if content:
+                        self._pending_content.append(content)
+                        if first_content is None:
+                            first_content = loop.time()
+                    if content or thinking:
+                        self._dirty.set()
+                if chunk.get("done"):
+                    content, thinking = splitter.flush()
+                    self._pending_content.append(content)
+                    self._pending_thinking.append(thinking)
+                    self.stats = {key: chunk[key] for key in STAT_FIELDS if key in chunk}
+                    if first_thinking is not None:
+                        end = first_content if first_content is not None else loop.time()
+                        self.stats["thinking_ms"] = round((end - first_thinking) * 1000)
+                    self.stats["wall_ms"] = round((loop.time() - started) * 1000)
+                    return
+        raise OllamaUnavailable("Ollama ended the answer before finishing it")
+
+    async def _listen(self) -> None:
+        """Requests from sockets anywhere: stop, and a snapshot for a joining tab."""
+        while True:
+            event = await self.layer.receive(self.channel)
+            kind = event.get("type")
+            if kind == "generation.stop":
+                self._stop_requested = True
+                if self._relay_task:
+                    self._relay_task.cancel()  # closes the HTTP stream: Ollama stops
+            elif kind == "generation.snapshot":
+                frame = {"type": "snapshot", "message": self.payload()}
+                await self.layer.send(
+                    event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}
+                )
+
+    async def _flush_loop(self) -> None:
+        interval = settings.STREAM_FLUSH_MS / 1000
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._dirty.wait()
+            # The first token after a quiet spell goes out at once; the ones after it
+            # wait for the window, so one frame carries all that arrived meanwhile.
+            delay = self._last_flush + interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._last_flush = loop.time()
+            await self._publish_pending()
+
+    async def _publish_pending(self) -> None:
+        self._dirty.clear()
+        content = "".join(self._pending_content)
+        thinking = "".join(self._pending_thinking)
+        self._pending_content.clear()
+        self._pending_thinking.clear()
+        if not content and not thinking:
+            return
+        self.seq += 1
+        frame = {"type": "delta", "seq": self.seq}
+        if content:
+            self._content.append(content)
+            frame["content"] = content
+        if thinking:
+            self._thinking.append(thinking)
+            frame["thinking"] = thinking
+        await self._publish(frame)
+
+    async def _checkpoint_loop(self) -> None:
+        saved = (0, 0)
+        since_beat = 0.0
+        beat_every = settings.STALE_SECONDS / 4
+        while True:
+            await asyncio.sleep(settings.CHECKPOINT_SECONDS)
+            since_beat += settings.CHECKPOINT_SECONDS
+            content, thinking = self.content(), self.thinking()
+            if (len(content), len(thinking)) != saved or since_beat >= beat_every:
+                await database_sync_to_async(services.checkpoint_answer)(
+                    self.message.id, content, thinking
+                )
+                saved, since_beat = (len(content), len(thinking)), 0.0
+
+    async def _finish(self, status: str, error: str) -> None:
+        try:
+            await self._publish_pending()
+            content, thinking = self.content(), self.thinking()
+            await database_sync_to_async(services.finish_answer)(
+                self.message.id, status, content, thinking, self.stats, error
+            )
+            frame = {
+                "type": "done",
+                "id": str(self.message.uuid),
+                "status": status,
+                "error": error,
+                "stats": self.stats,
+                "seq": self.seq,
+            }
+            await self._publish(frame)
+        except Exception:
+            log.exception("could not record the end of answer %s", self.message.uuid)
+        finally:
+            _running.pop(self.channel, None)
+
+    async def _publish(self, frame: dict) -> None:
+        # Encoded once here, not once per socket in the group.
+        await self.layer.group_send(self.group, {"type": "chat.frame", "text": encode(frame)})
+
+
+async def request_stop(task_channel: str) -> None:
+    await get_channel_layer().send(task_channel, {"type": "generation.stop"})
+
+
+async def request_snapshot(task_channel: str, reply_channel: str) -> None:
+    await get_channel_layer().send(
+        task_channel, {"type": "generation.snapshot", "reply_channel": reply_channel}
+    )

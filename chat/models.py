@@ -1,0 +1,95 @@
+"""Conversations, their messages, and the per-user profile (sign-up approval)."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Profile(models.Model):
+    """What Django's User lacks: whether an administrator has approved the account."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    approved = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({'approved' if self.approved else 'pending'})"
+
+
+class Conversation(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200)
+    system_prompt = models.TextField(blank=True)
+    # Ollama runtime options (temperature, num_ctx, seed, ...), sent as given.
+    options = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # The sidebar: a user's conversations, most recent activity first.
+            models.Index(fields=["owner", "-updated"], name="conversation_owner_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or "New chat"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        SYSTEM = "system"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    FINAL_STATUSES = (Status.COMPLETE, Status.STOPPED, Status.FAILED, Status.INTERRUPTED)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    thinking = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    error = models.TextField(blank=True)
+    # Ollama's final metrics: eval_count, eval_duration, prompt_eval_count, ...
+    stats = models.JSONField(default=dict, blank=True)
+    # While streaming: the channel of the task generating it (stop and snapshot requests
+    # go there, from any process) and the time of its last checkpoint, by which a
+    # message whose process died is recognised.
+    task_channel = models.CharField(max_length=200, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        indexes = [
+            # Opening a conversation: its messages in order.
+            models.Index(fields=["conversation", "created"], name="message_conversation_created"),
+            # Finding live answers: per-user caps and stale-stream recovery.
+            models.Index(
+                fields=["status"],
+                name="message_streaming",
+                condition=models.Q(status="streaming"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        count, duration = self.stats.get("eval_count"), self.stats.get("eval_duration")
+        if not count or not duration:
+            return None
+        return count / duration * 1e9

@@ -1,0 +1,190 @@
+"""The only code that talks HTTP to Ollama (see shared/ollama-api.md for the protocol).
+
+Every call raises one of two exceptions, so callers can tell a user what went wrong:
+`OllamaUnavailable` (no answer: refused, timed out, dropped mid-stream) and `OllamaError`
+(Ollama answered "no", with its own message: unknown model, bad option, server busy...).
+"""
+
+import asyncio
+import json
+import re
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+
+class OllamaUnavailable(Exception):
+    """Ollama could not be reached, or the connection broke before the answer ended."""
+
+
+class OllamaError(Exception):
+    """Ollama answered with an error. `status` is the HTTP status (None mid-stream)."""
+
+    def __init__(self, status: int | None, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --- model names (types/model/name.go) ------------------------------------------------
+
+_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}")
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
+
+
+def is_valid_model_name(name: str) -> bool:
+    """Ollama's own rules for `[host/][namespace/]model[:tag]`, checked before any request."""
+    if not isinstance(name, str) or not name or len(name) > 600:
+        return False
+    rest = name
+    if rest.startswith(("http://", "https://")):
+        rest = rest.split("://", 1)[1]
+    tag = None
+    colon, slash = rest.rfind(":"), rest.rfind("/")
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+        if not _PART.fullmatch(tag):
+            return False
+    parts = rest.split("/")
+    if len(parts) > 3:
+        return False
+    model = parts[-1]
+    if not _PART.fullmatch(model):
+        return False
+    if len(parts) >= 2 and not _NAMESPACE.fullmatch(parts[-2]):
+        return False
+    if len(parts) == 3 and not _HOST.fullmatch(parts[0]):
+        return False
+    return True
+
+
+# --- the client -----------------------------------------------------------------------
+
+# httpx clients are bound to the event loop that created them (Channels pitfall 9), so
+# keep one per loop, created on first use, and let it go with its loop.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = httpx.AsyncClient(
+            # A short connect timeout tells a user quickly that Ollama is down; no read
+            # timeout, because a big model may think for minutes before its first token.
+            timeout=httpx.Timeout(connect=settings.OLLAMA_CONNECT_TIMEOUT, read=None,
+                                  write=30.0, pool=None),
+            # Hundreds of answers stream at once: no cap on open connections.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+        _clients[loop] = client
+    return client
+
+
+def _error_message(response: httpx.Response, body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"]
+    text = body.decode("utf-8", "replace").strip()
+    return text or f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+class OllamaClient:
+    """Async client for one Ollama server. Cheap to create; connections are pooled."""
+
+    def __init__(self, base_url: str | None = None):
+        self.base_url = (base_url or settings.OLLAMA_URL).rstrip("/")
+
+    def _unavailable(self, exc: Exception) -> OllamaUnavailable:
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return OllamaUnavailable(f"The connection to Ollama at {self.base_url} was lost")
+        if isinstance(exc, httpx.TimeoutException):
+            return OllamaUnavailable(f"Ollama at {self.base_url} did not answer in time")
+        return OllamaUnavailable(f"Ollama is not reachable at {self.base_url}")
+
+    async def _request(self, method: str, path: str, body: dict | None = None) -> Any:
+        try:
+            response = await _client().request(method, self.base_url + path, json=body)
+        except httpx.HTTPError as exc:
+            raise self._unavailable(exc) from exc
+        if response.status_code >= 400:
+            raise OllamaError(response.status_code, _error_message(response, response.content))
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise OllamaError(response.status_code, "Ollama sent a reply that is not JSON") from exc
+
+    async def _stream(self, path: str, body: dict) -> AsyncIterator[dict]:
+        """POST and yield each NDJSON object; an `{"error": ...}` line raises OllamaError.
+
+        Leaving the iteration early (break, cancellation) closes the HTTP connection, which
+        is how Ollama is told to stop generating.
+        """
+        try:
+            async with _client().stream("POST", self.base_url + path, json=body) as response:
+                if response.status_code >= 400:
+                    raise OllamaError(response.status_code,
+                                      _error_message(response, await response.aread()))
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        chunk = json.loads(line)
+                    except ValueError as exc:
+                        raise OllamaError(None, "Ollama sent a malformed line") from exc
+                    if not isinstance(chunk, dict):
+                        raise OllamaError(None, "Ollama sent a malformed line")
+                    if "error" in chunk:
+                        raise OllamaError(None, str(chunk["error"]))
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise self._unavailable(exc) from exc
+
+    # --- chat -------------------------------------------------------------------------
+
+    def chat_stream(
+        self,
+        model: str,
+        messages: list[dict],
+        *,
+        options: dict | None = None,
+        keep_alive: str | int | None = None,
+        think: bool | str | None = None,
+        format: str | dict | None = None,
+    ) -> AsyncIterator[dict]:
+        """Stream /api/chat; yields Ollama's chunks (deltas, then the final one)."""
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+        if options:
+            body["options"] = options
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        if think is not None:
+            body["think"] = think
+        if format:
+            body["format"] = format
+        return self._stream("/api/chat", body)
+
+    # --- server and models ------------------------------------------------------------
+
+    async def version(self) -> str:
+        return (await self._request("GET", "/api/version")).get("version", "")
+
+    async def list_models(self) -> list[dict]:
+        return (await self._request("GET", "/api/tags")).get("models") or []
+
+    async def running_models(self) -> list[dict]:
+        return (await self._request("GET", "/api/ps")).get("models") or []
+
+    async def show(self, model: str) -> dict:
+        return await self._request("POST", "/api/show", {"model": model})

@@ -1,0 +1,100 @@
+"""The chat pages: the conversation list, one conversation, and starting a new one."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import services
+from chat.models import Conversation
+from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, is_valid_model_name
+
+SIDEBAR_SIZE = 100
+
+
+def _page(request, conversation: Conversation | None):
+    conversations = (
+        Conversation.objects.filter(owner=request.user)
+        .only("uuid", "title", "updated")
+        .order_by("-updated")[:SIDEBAR_SIZE]
+    )
+    messages = []
+    if conversation is not None:
+        services.recover_stale_answers(conversation=conversation)
+        messages = list(conversation.messages.all())
+    model = conversation.model if conversation else settings.DEFAULT_MODEL
+    return render(
+        request,
+        "chat/chat.html",
+        {
+            "conversations": conversations,
+            "conversation": conversation,
+            "chat_messages": messages,
+            "can_chat": services.can_chat(request.user),
+            "page_data": {
+                "conversation": str(conversation.uuid) if conversation else None,
+                "model": model,
+                "maxMessageChars": settings.MAX_MESSAGE_CHARS,
+            },
+        },
+    )
+
+
+@login_required
+@require_GET
+def home(request):
+    return _page(request, None)
+
+
+@login_required
+@require_GET
+def conversation(request, conversation_uuid):
+    return _page(request, services.get_conversation_for_user(request.user, conversation_uuid))
+
+
+@login_required
+@require_POST
+def new_conversation(request):
+    """Called by the page's script when the first message of a new chat is sent."""
+    if not services.can_chat(request.user):
+        return JsonResponse(
+            {"error": "Your account is waiting for an administrator's approval."}, status=403
+        )
+    model = request.POST.get("model", "")
+    if not is_valid_model_name(model):
+        return JsonResponse({"error": "Pick a model before sending."}, status=400)
+    created = services.create_conversation(request.user, model)
+    return JsonResponse(
+        {"id": str(created.uuid), "url": f"/c/{created.uuid}/"}, status=201
+    )
+
+
+@require_GET
+async def models(request):
+    """The model picker's list, straight from Ollama's /api/tags."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return JsonResponse({"error": "Log in first."}, status=401)
+    client = OllamaClient()
+    try:
+        tags = await client.list_models()
+    except OllamaUnavailable as exc:
+        return JsonResponse(
+            {"error": f"{exc}. Answers can't be written until it is back.", "models": []},
+            status=503,
+        )
+    except OllamaError as exc:
+        return JsonResponse({"error": f"Ollama said: {exc.message}", "models": []}, status=502)
+    names = sorted(
+        (
+            {
+                "name": tag.get("name") or tag.get("model", ""),
+                "parameter_size": (tag.get("details") or {}).get("parameter_size", ""),
+                "family": (tag.get("details") or {}).get("family", ""),
+            }
+            for tag in tags
+        ),
+        key=lambda item: item["name"],
+    )
+    return JsonResponse({"models": names, "default": settings.DEFAULT_MODEL})

@@ -123,9 +123,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ),
             },
         )
-        answer.start(
-            started.answer, started.history, services.ollama_request(started.conversation)
-        )
+        answer.start(started.answer, started.history, services.ollama_request(started.conversation))
 
     async def _on_stop(self) -> None:
         message = await _live_answer(self.user, self.conversation_uuid)

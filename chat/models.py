@@ -55,7 +55,9 @@ class Message(models.Model):
     FINAL_STATUSES = (Status.COMPLETE, Status.STOPPED, Status.FAILED, Status.INTERRUPTED)
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     thinking = models.TextField(blank=True)

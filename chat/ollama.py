@@ -78,8 +78,9 @@ def _client() -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             # A short connect timeout tells a user quickly that Ollama is down; no read
             # timeout, because a big model may think for minutes before its first token.
-            timeout=httpx.Timeout(connect=settings.OLLAMA_CONNECT_TIMEOUT, read=None,
-                                  write=30.0, pool=None),
+            timeout=httpx.Timeout(
+                connect=settings.OLLAMA_CONNECT_TIMEOUT, read=None, write=30.0, pool=None
+            ),
             # Hundreds of answers stream at once: no cap on open connections.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
@@ -134,8 +135,9 @@ class OllamaClient:
         try:
             async with _client().stream("POST", self.base_url + path, json=body) as response:
                 if response.status_code >= 400:
-                    raise OllamaError(response.status_code,
-                                      _error_message(response, await response.aread()))
+                    raise OllamaError(
+                        response.status_code, _error_message(response, await response.aread())
+                    )
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue

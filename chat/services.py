@@ -139,9 +139,7 @@ def start_answer(
     recover_stale_answers(conversation=conversation)
     if conversation.messages.filter(status=Status.STREAMING).exists():
         raise AnswerRefused("busy", "An answer is still being written. Stop it or wait.")
-    running = Message.objects.filter(
-        conversation__owner=user, status=Status.STREAMING
-    ).count()
+    running = Message.objects.filter(conversation__owner=user, status=Status.STREAMING).count()
     if running >= settings.MAX_CONCURRENT_ANSWERS:
         raise AnswerRefused(
             "too_many_answers",
@@ -182,8 +180,13 @@ def finish_answer(
     """Record the one final state. False if something else already ended it."""
     return bool(
         Message.objects.filter(id=message_id, status=Status.STREAMING).update(
-            status=status, content=content, thinking=thinking, stats=stats, error=error,
-            task_channel="", heartbeat=timezone.now(),
+            status=status,
+            content=content,
+            thinking=thinking,
+            stats=stats,
+            error=error,
+            task_channel="",
+            heartbeat=timezone.now(),
         )
     )
 
@@ -201,7 +204,9 @@ def recover_stale_answers(conversation: Conversation | None = None) -> int:
     streaming = Message.objects.filter(status=Status.STREAMING)
     if conversation is not None:
         streaming = streaming.filter(conversation=conversation)
-    stale = streaming.filter(heartbeat__lt=timezone.now() - timedelta(seconds=settings.STALE_SECONDS))
+    stale = streaming.filter(
+        heartbeat__lt=timezone.now() - timedelta(seconds=settings.STALE_SECONDS)
+    )
     if generation.single_process():
         stale = streaming.exclude(task_channel__in=generation.live_channels())
     return stale.update(

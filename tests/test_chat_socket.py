@@ -37,8 +37,9 @@ async def wait_for_status(conversation, status, timeout=10.0):
 
 
 async def send(ws, content="Why is the sky blue?", model="llama3.2", client_id="c1"):
-    await ws.send_json_to({"type": "send", "content": content, "model": model,
-                           "client_id": client_id})
+    await ws.send_json_to(
+        {"type": "send", "content": content, "model": model, "client_id": client_id}
+    )
 
 
 async def test_it_streams_an_answer_and_saves_it_with_stats(fake, user, conversation):
@@ -228,11 +229,14 @@ async def test_an_unknown_model_fails_the_answer_with_ollamas_message(fake, user
     await ws.disconnect()
 
 
-async def test_an_error_line_mid_stream_fails_the_answer_keeping_its_text(
-    fake, user, conversation
-):
-    fake.push_reply(Reply(content=["Half", " an", " answer", " more"], error_after=2,
-                          error="model runner has unexpectedly stopped"))
+async def test_an_error_line_mid_stream_fails_the_answer_keeping_its_text(fake, user, conversation):
+    fake.push_reply(
+        Reply(
+            content=["Half", " an", " answer", " more"],
+            error_after=2,
+            error="model runner has unexpectedly stopped",
+        )
+    )
     ws = await connect(conversation.uuid, user)
     await receive(ws)
     await send(ws)
@@ -391,7 +395,10 @@ async def test_an_answer_left_streaming_by_a_dead_process_is_marked_interrupted(
     def orphan():
         conversation.messages.create(role="user", content="Hi")
         return conversation.messages.create(
-            role="assistant", status=Status.STREAMING, content="Half a", model="llama3.2",
+            role="assistant",
+            status=Status.STREAMING,
+            content="Half a",
+            model="llama3.2",
             task_channel="generation.gone!abc",
         )
 

@@ -14,7 +14,9 @@ async def test_chat_stream_yields_deltas_then_the_final_chunk(fake):
     fake.push_reply(Reply(content="Blue light scatters."))
     chunks = await collect(
         OllamaClient(fake.url).chat_stream(
-            "llama3.2", [{"role": "user", "content": "Why?"}], options={"temperature": 0.2},
+            "llama3.2",
+            [{"role": "user", "content": "Why?"}],
+            options={"temperature": 0.2},
             keep_alive="5m",
         )
     )
@@ -26,7 +28,9 @@ async def test_chat_stream_yields_deltas_then_the_final_chunk(fake):
 
 async def test_an_unknown_model_raises_ollama_error_with_its_message(fake):
     with pytest.raises(OllamaError) as error:
-        await collect(OllamaClient(fake.url).chat_stream("ghost", [{"role": "user", "content": "x"}]))
+        await collect(
+            OllamaClient(fake.url).chat_stream("ghost", [{"role": "user", "content": "x"}])
+        )
     assert error.value.status == 404
     assert error.value.message == "model 'ghost' not found"
 

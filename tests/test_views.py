@@ -31,7 +31,9 @@ def test_the_home_page_lists_only_the_users_conversations(client, user, other_us
 def test_the_owner_sees_the_conversation_with_its_history(client, user, conversation):
     conversation.messages.create(role="user", content="What is 2+2?")
     conversation.messages.create(
-        role="assistant", content="It is 4.", model="llama3.2",
+        role="assistant",
+        content="It is 4.",
+        model="llama3.2",
         stats={"eval_count": 10, "eval_duration": 500_000_000},
     )
     client.force_login(user)
@@ -121,7 +123,9 @@ def test_the_model_list_needs_a_login(client):
 
 def test_a_streaming_answer_of_a_dead_process_shows_as_interrupted(client, user, conversation):
     conversation.messages.create(
-        role="assistant", content="Half", status=Message.Status.STREAMING,
+        role="assistant",
+        content="Half",
+        status=Message.Status.STREAMING,
         task_channel="generation.gone!x",
     )
     client.force_login(user)

@@ -30,9 +30,7 @@ def signup(request):
         return render(request, "registration/signup_closed.html", status=403)
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.register_user(
-            form.cleaned_data["username"], form.cleaned_data["password1"]
-        )
+        user = services.register_user(form.cleaned_data["username"], form.cleaned_data["password1"])
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         if user.is_superuser:
             messages.success(request, "Welcome! As the first user you are the administrator.")

@@ -65,9 +65,7 @@ def new_conversation(request):
     if not is_valid_model_name(model):
         return JsonResponse({"error": "Pick a model before sending."}, status=400)
     created = services.create_conversation(request.user, model)
-    return JsonResponse(
-        {"id": str(created.uuid), "url": f"/c/{created.uuid}/"}, status=201
-    )
+    return JsonResponse({"id": str(created.uuid), "url": f"/c/{created.uuid}/"}, status=201)
 
 
 @require_GET

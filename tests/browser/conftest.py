@@ -51,7 +51,9 @@ def app_env(_fake_server, tmp_path_factory):
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
         subprocess.run(
             [sys.executable, "manage.py", *command, "--verbosity", "0"],
-            cwd=ROOT, env=env, check=True,
+            cwd=ROOT,
+            env=env,
+            check=True,
         )
     return env
 
@@ -60,9 +62,18 @@ def app_env(_fake_server, tmp_path_factory):
 def live_url(app_env):
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "config.asgi:application"],
-        cwd=ROOT, env=app_env,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        cwd=ROOT,
+        env=app_env,
     )
     try:
         _wait_for_port(port, process)
@@ -81,8 +92,14 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()

@@ -108,8 +108,10 @@ def test_model_markup_is_shown_as_text_and_runs_nothing(page, signed_up, fake):
 
 
 def test_thinking_is_shown_apart_and_stats_under_the_answer(page, signed_up, fake):
-    fake.push_reply(Reply(content="The answer is 4.", thinking="Two plus two makes four.",
-                          delay=0.02), model="qwen3")
+    fake.push_reply(
+        Reply(content="The answer is 4.", thinking="Two plus two makes four.", delay=0.02),
+        model="qwen3",
+    )
     page.select_option("select[name=model]", "qwen3:latest")
     send(page, "What is 2+2?")
     answer = page.locator(ANSWER).last
@@ -121,9 +123,7 @@ def test_thinking_is_shown_apart_and_stats_under_the_answer(page, signed_up, fak
     expect(answer).to_contain_text("tokens/s")
 
 
-def test_a_missing_model_and_a_refused_send_are_explained_and_lose_nothing(
-    page, signed_up, fake
-):
+def test_a_missing_model_and_a_refused_send_are_explained_and_lose_nothing(page, signed_up, fake):
     fake.remove_model("llama3.2:latest")
     page.reload()
     page.evaluate(

@@ -29,6 +29,8 @@ def _open_conversation(user, conversation_uuid):
 @database_sync_to_async
 def _live_answer(user, conversation_uuid, message_uuid=None) -> Message | None:
     conversation = services.get_conversation_for_user(user, conversation_uuid)
+    # A task that died cannot answer a snapshot request: fall back to the saved text.
+    services.recover_stale_answers(conversation=conversation)
     messages = conversation.messages.filter(role=Message.Role.ASSISTANT)
     if message_uuid is None:
         return messages.filter(status=Message.Status.STREAMING).first()
@@ -119,7 +121,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             {
                 "type": "chat.frame",
                 "text": generation.encode(
-                    {"type": "message", "message": question, "client_id": frame.client_id}
+                    {
+                        "type": "message",
+                        "message": question,
+                        "client_id": frame.client_id,
+                        # The sidebar shows the title the server chose.
+                        "conversation": {"title": started.conversation.title},
+                    }
                 ),
             },
         )
@@ -133,7 +141,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _on_sync(self, frame: protocol.Sync) -> None:
         message = await _live_answer(self.user, self.conversation_uuid, frame.message_id)
         if message is None:
-            await self._send_frame(protocol.error_frame("not_found", "No such message."))
+            error = protocol.error_frame("not_found", "No such message.")
+            await self._send_frame({**error, "id": frame.message_id})
         elif message.status == Message.Status.STREAMING and message.task_channel:
             await generation.request_snapshot(message.task_channel, self.channel_name)
         else:

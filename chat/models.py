@@ -90,6 +90,16 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:40]}"
 
     @property
+    def total_seconds(self) -> float | None:
+        duration = self.stats.get("total_duration")
+        return duration / 1e9 if duration else None
+
+    @property
+    def thinking_seconds(self) -> float | None:
+        millis = self.stats.get("thinking_ms")
+        return millis / 1000 if millis is not None else None
+
+    @property
     def tokens_per_second(self) -> float | None:
         count, duration = self.stats.get("eval_count"), self.stats.get("eval_duration")
         if not count or not duration:

@@ -124,3 +124,9 @@ def text_of(frames: list[dict]) -> str:
             assert frame["seq"] == seq + 1, "a delta was skipped"
             text, seq = text + frame.get("content", ""), frame["seq"]
     return text
+
+
+def pytest_collection_modifyitems(items):
+    # Playwright's sync API keeps an event loop running in the main thread while the
+    # browser is open; asyncio tests must therefore all run before the browser tests.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -1,0 +1,245 @@
+// One message on the page: its DOM (the same structure templates/chat/chat.html renders)
+// and its text, re-rendered as Markdown at most once per animation frame.
+//
+//   article.msg[data-role][data-status][data-id][data-model]
+//     div.msg-meta > span.msg-author
+//     details.thinking > summary + div.thinking-body.markdown     (assistant, when any)
+//     div.msg-body.markdown
+//     p.msg-error                                                 (failed/stopped/interrupted)
+//     p.msg-stats > span.stat…                                    (finished, with stats)
+//     p.msg-note                                                  (done_reason "length")
+
+import { renderMarkdown } from "./markdown.js";
+
+const DEFAULT_ERRORS = {
+  stopped: "Stopped",
+  interrupted: "Interrupted: the server stopped while this answer was being written.",
+  failed: "The answer failed.",
+};
+
+function tenths(value) {
+  return (Math.round(value * 10) / 10).toFixed(1);
+}
+
+/** The stats line's parts, as the server renders them. */
+export function statParts(model, stats) {
+  const parts = [];
+  if (!stats) return parts;
+  if (model) parts.push(model);
+  if (stats.eval_count && stats.eval_duration) {
+    parts.push(`${tenths((stats.eval_count / stats.eval_duration) * 1e9)} tokens/s`);
+  }
+  if (stats.prompt_eval_count != null) parts.push(`${stats.prompt_eval_count} prompt tokens`);
+  if (stats.eval_count != null) parts.push(`${stats.eval_count} answer tokens`);
+  if (stats.total_duration) parts.push(`${tenths(stats.total_duration / 1e9)} s`);
+  return parts;
+}
+
+// --- rendering once per frame --------------------------------------------------------
+
+const dirty = new Set();
+let frame = 0;
+let afterRender = () => {};
+
+/** Called after each batch of renders (the page uses it to keep the view scrolled). */
+export function onRendered(callback) {
+  afterRender = callback;
+}
+
+function schedule(view) {
+  dirty.add(view);
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  const views = [...dirty];
+  dirty.clear();
+  for (const view of views) view.render();
+  afterRender();
+}
+
+// --- one message ---------------------------------------------------------------------
+
+export class MessageView {
+  /** Wrap a server-rendered article: its text is the escaped source in the markdown divs. */
+  static fromElement(el) {
+    const view = new MessageView(el);
+    view.content = el.querySelector(".msg-body")?.textContent ?? "";
+    view.thinking = el.querySelector(".thinking-body")?.textContent ?? "";
+    return view; // rendered on invalidate(), when the page wants it
+  }
+
+  /** Render at the next animation frame (at most once per frame, however often called). */
+  invalidate() {
+    schedule(this);
+  }
+
+  /** Build a new article for a message frame's payload. */
+  static create({ id, role, status = "complete", model = "" }) {
+    const el = document.createElement("article");
+    el.className = `msg msg-${role}`;
+    el.dataset.role = role;
+    el.dataset.status = status;
+    el.dataset.id = id;
+    el.dataset.model = model || "";
+    const meta = document.createElement("div");
+    meta.className = "msg-meta";
+    const author = document.createElement("span");
+    author.className = "msg-author";
+    author.textContent = role === "user" ? "You" : model || "Assistant";
+    meta.append(author);
+    const body = document.createElement("div");
+    body.className = "msg-body markdown";
+    body.dataset.markdown = "";
+    el.append(meta, body);
+    const view = new MessageView(el);
+    view.setStatus(status);
+    return view;
+  }
+
+  constructor(el) {
+    this.el = el;
+    this.id = el.dataset.id;
+    this.role = el.dataset.role;
+    this.model = el.dataset.model || "";
+    this.content = "";
+    this.thinking = "";
+    this.seq = null; // last applied delta while streaming; null = unknown (wait for a snapshot)
+    this.stats = null;
+    this.thinkingTouched = false; // the person opened/closed the thinking box themselves
+    this.watchingThinking = false;
+    this.renderedContent = null;
+    this.renderedThinking = null;
+  }
+
+  get status() {
+    return this.el.dataset.status;
+  }
+
+  get streaming() {
+    return this.status === "streaming";
+  }
+
+  setStatus(status) {
+    this.el.dataset.status = status;
+    if (status === "streaming") this.el.setAttribute("aria-busy", "true");
+    else this.el.removeAttribute("aria-busy");
+  }
+
+  setModel(model) {
+    if (!model || model === this.model) return;
+    this.model = model;
+    this.el.dataset.model = model;
+    const author = this.el.querySelector(".msg-author");
+    if (author && this.role === "assistant") author.textContent = model;
+  }
+
+  /** Replace the text (snapshot). */
+  replace(content, thinking) {
+    this.content = content || "";
+    this.thinking = thinking || "";
+    schedule(this);
+  }
+
+  /** Append a delta's text. */
+  append(content, thinking) {
+    if (thinking) this.thinking += thinking;
+    if (content) this.content += content;
+    if (content || thinking) schedule(this);
+  }
+
+  /** The answer ended: status, the reason in words, Ollama's numbers. */
+  finish(status, error, stats) {
+    this.setStatus(status);
+    this.stats = stats || null;
+    for (const old of this.el.querySelectorAll(".msg-error, .msg-stats, .msg-note")) old.remove();
+    if (status !== "complete" && DEFAULT_ERRORS[status]) {
+      const p = document.createElement("p");
+      p.className = `msg-error msg-error-${status}`;
+      p.textContent = error || DEFAULT_ERRORS[status];
+      this.el.append(p);
+    }
+    const parts = statParts(this.model, stats);
+    if (stats && Object.keys(stats).length && parts.length) {
+      const line = document.createElement("p");
+      line.className = "msg-stats";
+      parts.forEach((part, index) => {
+        const span = document.createElement("span");
+        span.className = "stat";
+        span.textContent = part;
+        // A space between parts, as in the template; CSS adds the "·".
+        if (index) line.append(" ");
+        line.append(span);
+      });
+      this.el.append(line);
+      if (stats.done_reason === "length") {
+        const note = document.createElement("p");
+        note.className = "msg-note";
+        note.textContent = "Cut short: the answer reached num_predict or the context length.";
+        this.el.append(note);
+      }
+    }
+    schedule(this);
+  }
+
+  // --- DOM --------------------------------------------------------------------------
+
+  thinkingBox() {
+    let details = this.el.querySelector("details.thinking");
+    if (!details) {
+      details = document.createElement("details");
+      details.className = "thinking";
+      const summary = document.createElement("summary");
+      const body = document.createElement("div");
+      body.className = "thinking-body markdown";
+      details.append(summary, body);
+      this.el.querySelector(".msg-body").before(details);
+    }
+    if (!this.watchingThinking) {
+      this.watchingThinking = true;
+      // A click on the summary (mouse or keyboard) is the person's choice: from then on
+      // the box stays as they left it.
+      details.querySelector("summary")?.addEventListener("click", () => {
+        this.thinkingTouched = true;
+      });
+    }
+    return details;
+  }
+
+  setThinkingOpen(details, open) {
+    if (!this.thinkingTouched && details.open !== open) details.open = open;
+  }
+
+  thinkingLabel() {
+    if (this.streaming) return this.content ? "Thinking" : "Thinking…";
+    const ms = this.stats?.thinking_ms;
+    return ms ? `Thought for ${tenths(ms / 1000)} s` : "Thinking";
+  }
+
+  render() {
+    if (this.thinking) {
+      const details = this.thinkingBox();
+      if (this.thinking !== this.renderedThinking) {
+        renderMarkdown(details.querySelector(".thinking-body"), this.thinking);
+        this.renderedThinking = this.thinking;
+      }
+      const summary = details.querySelector("summary");
+      const label = this.thinkingLabel();
+      // Server-rendered finished messages keep their label unless new stats arrived.
+      if (this.streaming || this.stats || !summary.textContent.trim()) {
+        if (summary.textContent !== label) summary.textContent = label;
+      }
+      // Open while only thinking streams; closed once the answer starts or at the end.
+      if (this.streaming && !this.content) this.setThinkingOpen(details, true);
+      else if (this.content || !this.streaming) this.setThinkingOpen(details, false);
+    }
+    if (this.content !== this.renderedContent) {
+      renderMarkdown(this.el.querySelector(".msg-body"), this.content, {
+        breaks: this.role === "user",
+      });
+      this.renderedContent = this.content;
+    }
+    this.el.classList.add("rendered");
+  }
+}

@@ -1,0 +1,61 @@
+// The model picker: fills select[name=model] from /api/models/ (Ollama's /api/tags).
+
+function option(value, label) {
+  const element = document.createElement("option");
+  element.value = value;
+  element.textContent = label;
+  return element;
+}
+
+function matchModel(names, wanted) {
+  if (!wanted) return null;
+  if (names.includes(wanted)) return wanted;
+  // "llama3.2" and "llama3.2:latest" are the same model to Ollama.
+  if (!wanted.includes(":") && names.includes(`${wanted}:latest`)) return `${wanted}:latest`;
+  return null;
+}
+
+/**
+ * Fill `select` with the installed models. `wanted` is the page's model (the
+ * conversation's, or the server default on a new chat); it stays selected, marked
+ * "(not installed)" when Ollama does not have it. Problems go to `showNotice`; on
+ * failure the select keeps its current option so that sending can still be tried.
+ */
+export async function loadModels(select, wanted, showNotice) {
+  let response;
+  let data = {};
+  try {
+    response = await fetch("/api/models/", {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+    data = await response.json().catch(() => ({}));
+  } catch {
+    showNotice("Could not load the model list: the server is not reachable.");
+    return;
+  }
+  if (!response.ok || data.error || !Array.isArray(data.models)) {
+    showNotice(data.error || `Could not load the model list (HTTP ${response.status}).`);
+    return;
+  }
+  const models = data.models.filter((model) => model && typeof model.name === "string" && model.name);
+  const names = models.map((model) => model.name);
+  const options = models.map((model) =>
+    option(model.name, model.parameter_size ? `${model.name} (${model.parameter_size})` : model.name),
+  );
+  // Read now, not before the fetch: a choice made meanwhile wins.
+  const current = select.value || wanted || "";
+  let selected = matchModel(names, current);
+  const missing = !selected && current ? current : null;
+  if (missing) {
+    selected = missing;
+    options.unshift(option(missing, `${missing} (not installed)`));
+  } else if (!selected) {
+    selected = matchModel(names, data.default) ?? names[0] ?? null;
+  }
+  select.replaceChildren(...options);
+  if (selected) select.value = selected;
+  if (!names.length) {
+    showNotice("No models are installed on the Ollama server yet. An administrator can pull one.");
+  }
+}

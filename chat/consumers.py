@@ -4,7 +4,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from chat import generation, protocol, services
+from chat import generation, protocol, services, vision
 from chat.models import Message
 
 # Close codes (docs/websocket.md): the browser shows a matching message, never data.
@@ -27,21 +27,30 @@ def _open_conversation(user, conversation_uuid):
 
 
 @database_sync_to_async
-def _live_answer(user, conversation_uuid, message_uuid=None) -> Message | None:
+def _streaming_channel(user, conversation_uuid) -> str:
+    """The task channel of the answer being written in this conversation, or ""."""
+    conversation = services.get_conversation_for_user(user, conversation_uuid)
+    found = conversation.messages.filter(status=Message.Status.STREAMING).first()
+    return found.task_channel if found else ""
+
+
+@database_sync_to_async
+def _sync_state(user, conversation_uuid, message_uuid) -> tuple[str, dict] | None:
+    """(task channel if still streaming, saved payload) of one answer, or None."""
     conversation = services.get_conversation_for_user(user, conversation_uuid)
     # A task that died cannot answer a snapshot request: fall back to the saved text.
     services.recover_stale_answers(conversation=conversation)
-    messages = conversation.messages.filter(role=Message.Role.ASSISTANT)
-    if message_uuid is None:
-        return messages.filter(status=Message.Status.STREAMING).first()
     try:
-        return messages.get(uuid=message_uuid)
+        message = conversation.messages.select_related("parent").get(
+            uuid=message_uuid, role=Message.Role.ASSISTANT
+        )
     except (Message.DoesNotExist, ValueError):
         return None
+    return message.task_channel, protocol.message_payload(message)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    """Frames in: `send`, `stop`, `sync`. Frames out: `snapshot`, `message`, `start`,
+    """Frames in: `send`, `regenerate`, `edit`, `continue`, `stop`, `sync`. Frames out: `snapshot`, `message`, `start`,
     `delta`, `done`, `error` (all in docs/websocket.md). Everything that happens in a
     conversation reaches every socket open on it through its group."""
 
@@ -93,6 +102,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             if isinstance(frame, protocol.Send):
                 await self._on_send(frame)
+            elif isinstance(frame, protocol.Regenerate):
+                await self._on_regenerate(frame)
+            elif isinstance(frame, protocol.Edit):
+                await self._on_edit(frame)
+            elif isinstance(frame, protocol.Continue):
+                await self._on_continue(frame)
             elif isinstance(frame, protocol.Stop):
                 await self._on_stop()
             elif isinstance(frame, protocol.Sync):
@@ -102,52 +117,94 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
 
     async def _on_send(self, frame: protocol.Send) -> None:
+        if frame.images and not await self._model_sees(frame.model, frame.client_id):
+            return
+        await self._start_answer(
+            services.start_answer,
+            frame.client_id,
+            content=frame.content,
+            model=frame.model,
+            images=frame.images,
+        )
+
+    async def _start_answer(self, service, client_id: str = "", **arguments) -> None:
+        """Run one of the services that start an answer, then the generation for it."""
         answer = generation.Generation(self.conversation_uuid, self.channel_layer)
         task_channel = await answer.open()
         try:
-            started = await database_sync_to_async(services.start_answer)(
-                self.user, self.conversation_uuid, frame.content, frame.model, task_channel
+            started = await database_sync_to_async(service)(
+                self.user, self.conversation_uuid, task_channel=task_channel, **arguments
             )
         except services.AnswerRefused as exc:
             answer.discard()
-            await self._send_frame(protocol.error_frame(exc.code, exc.message, frame.client_id))
+            await self._send_frame(protocol.error_frame(exc.code, exc.message, client_id))
             return
         except BaseException:
             answer.discard()
             raise
-        question = protocol.message_payload(started.question)
-        await self.channel_layer.group_send(
-            self.group,
-            {
-                "type": "chat.frame",
-                "text": generation.encode(
-                    {
-                        "type": "message",
-                        "message": question,
-                        "client_id": frame.client_id,
-                        # The sidebar shows the title the server chose.
-                        "conversation": {"title": started.conversation.title},
-                    }
-                ),
-            },
+        if started.question_payload is not None:
+            await self._publish(
+                {
+                    "type": "message",
+                    "message": started.question_payload,
+                    "client_id": client_id,
+                    # The sidebar shows the title the server chose.
+                    "conversation": {"title": started.conversation.title},
+                }
+            )
+        answer.start(
+            started.answer,
+            started.history,
+            services.ollama_request(started.conversation),
+            started.answer_extra,
         )
-        answer.start(started.answer, started.history, services.ollama_request(started.conversation))
+
+    async def _model_sees(self, model: str, client_id: str) -> bool:
+        """Refuse images for a model without the vision capability, before sending."""
+        capabilities = await vision.capabilities(model)
+        if capabilities is None or "vision" in capabilities:
+            return True  # unknown (Ollama down, model missing): the answer will say why
+        await self._send_frame(
+            protocol.error_frame(
+                "no_vision",
+                f"“{model}” can't see images. Pick a model with vision (such as llava) "
+                "or remove the images.",
+                client_id,
+            )
+        )
+        return False
+
+    async def _on_regenerate(self, frame: protocol.Regenerate) -> None:
+        await self._start_answer(
+            services.regenerate_answer, message_uuid=frame.message_id, model=frame.model
+        )
+
+    async def _on_edit(self, frame: protocol.Edit) -> None:
+        await self._start_answer(
+            services.edit_question,
+            frame.client_id,
+            message_uuid=frame.message_id,
+            content=frame.content,
+            model=frame.model,
+        )
+
+    async def _on_continue(self, frame: protocol.Continue) -> None:
+        await self._start_answer(services.continue_answer, message_uuid=frame.message_id)
 
     async def _on_stop(self) -> None:
-        message = await _live_answer(self.user, self.conversation_uuid)
-        if message is not None and message.task_channel:
-            await generation.request_stop(message.task_channel)
+        task_channel = await _streaming_channel(self.user, self.conversation_uuid)
+        if task_channel:
+            await generation.request_stop(task_channel)
 
     async def _on_sync(self, frame: protocol.Sync) -> None:
-        message = await _live_answer(self.user, self.conversation_uuid, frame.message_id)
-        if message is None:
+        state = await _sync_state(self.user, self.conversation_uuid, frame.message_id)
+        if state is None:
             error = protocol.error_frame("not_found", "No such message.")
             await self._send_frame({**error, "id": frame.message_id})
-        elif message.status == Message.Status.STREAMING and message.task_channel:
-            await generation.request_snapshot(message.task_channel, self.channel_name)
+        elif state[0]:  # still streaming: the task has the live text
+            await generation.request_snapshot(state[0], self.channel_name)
         else:
-            payload = protocol.message_payload(message)
-            await self._send_frame({"type": "snapshot", "message": payload})
+            await self._send_frame({"type": "snapshot", "message": state[1]})
 
     # --- group events -----------------------------------------------------------------
 
@@ -157,3 +214,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _send_frame(self, frame: dict) -> None:
         await self.send(text_data=generation.encode(frame))
+
+    async def _publish(self, frame: dict) -> None:
+        """To every socket on this conversation, this one included."""
+        await self.channel_layer.group_send(
+            self.group, {"type": "chat.frame", "text": generation.encode(frame)}
+        )

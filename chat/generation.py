@@ -105,9 +105,16 @@ class Generation:
         """The answer was refused before it started."""
         _running.pop(self.channel, None)
 
-    def start(self, message: Message, history: list[dict], options: dict) -> None:
+    def start(
+        self, message: Message, history: list[dict], request: dict, extra: dict | None = None
+    ) -> None:
+        """Begin writing `message`. A continued answer keeps the text it already has;
+        Ollama's deltas are appended to it. `extra` goes into the `start` frame."""
         self.message = message
-        self.task = asyncio.create_task(self._run(history, options), name=f"answer-{message.uuid}")
+        self._extra = extra or {}
+        self._content = [message.content] if message.content else []
+        self._thinking = [message.thinking] if message.thinking else []
+        self.task = asyncio.create_task(self._run(history, request), name=f"answer-{message.uuid}")
 
     # --- state ------------------------------------------------------------------------
 
@@ -136,7 +143,7 @@ class Generation:
     # --- the task ---------------------------------------------------------------------
 
     async def _run(self, history: list[dict], options: dict) -> None:
-        await self._publish({"type": "start", "message": self.payload()})
+        await self._publish({"type": "start", "message": {**self.payload(), **self._extra}})
         helpers = [
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._flush_loop()),

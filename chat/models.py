@@ -11,28 +11,53 @@ class Profile(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     approved = models.BooleanField(default=True)
+    # Settings for new conversations (model, system_prompt, options, keep_alive, think,
+    # format), validated by chat.settings_form like a conversation's own.
+    defaults = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} ({'approved' if self.approved else 'pending'})"
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        MESSAGE = "message"  # the start of the first message, until the model names it
+        MODEL = "model"  # written by the conversation's model after the first answer
+        USER = "user"  # renamed by its owner: never overwritten
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
+    title_source = models.CharField(
+        max_length=8, choices=TitleSource.choices, default=TitleSource.MESSAGE
+    )
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True)
-    # Ollama runtime options (temperature, num_ctx, seed, ...), sent as given.
+    # Ollama runtime options (temperature, num_ctx, seed, ...), validated by
+    # chat.settings_form and sent as they are.
     options = models.JSONField(default=dict, blank=True)
+    keep_alive = models.CharField(max_length=20, blank=True)  # "" = Ollama's default
+    think = models.CharField(max_length=8, blank=True)  # "", "true", "false" or a level
+    format = models.JSONField(null=True, blank=True)  # None, "json" or a JSON schema
+    pinned = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+    # The last message of the branch on screen; the branch is its chain of parents.
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [
-            # The sidebar: a user's conversations, most recent activity first.
-            models.Index(fields=["owner", "-updated"], name="conversation_owner_updated"),
+            # The sidebar: a user's (un)archived conversations, pinned first, then by
+            # most recent activity.
+            models.Index(
+                fields=["owner", "archived", "-pinned", "-updated", "-id"],
+                name="conversation_sidebar",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -57,6 +82,11 @@ class Message(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # The message this one follows. Regenerated answers and edited questions are
+    # siblings (same parent): the alternates shown as "< 2/3 >".
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
@@ -105,3 +135,28 @@ class Message(models.Model):
         if not count or not duration:
             return None
         return count / duration * 1e9
+
+
+def _attachment_path(instance: "Attachment", filename: str) -> str:
+    # Never the uploaded name: it is the user's text, and two uploads may share it.
+    return f"attachments/{instance.conversation.uuid}/{instance.uuid}"
+
+
+class Attachment(models.Model):
+    """An image sent with a message; served only to the conversation's owner."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # Empty until the message it was uploaded for is sent.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to=_attachment_path)
+    content_type = models.CharField(max_length=50)
+    size = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.content_type} ({self.size} bytes)"

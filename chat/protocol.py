@@ -24,6 +24,26 @@ class Send:
     content: str
     model: str
     client_id: str
+    images: list[str]
+
+
+@dataclass
+class Regenerate:
+    message_id: str
+    model: str
+
+
+@dataclass
+class Edit:
+    message_id: str
+    content: str
+    model: str
+    client_id: str
+
+
+@dataclass
+class Continue:
+    message_id: str
 
 
 @dataclass
@@ -36,12 +56,40 @@ class Sync:
     message_id: str
 
 
-ClientFrame = Send | Stop | Sync
+ClientFrame = Send | Regenerate | Edit | Continue | Stop | Sync
 
 
 def _client_id(frame: dict) -> str:
     value = frame.get("client_id", "")
     return value[:64] if isinstance(value, str) else ""
+
+
+def _message_id(frame: dict) -> str:
+    value = frame.get("id")
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise ProtocolError("invalid", f"{frame['type']} needs a message id.")
+    return value
+
+
+def _content(frame: dict, client_id: str, allow_empty: bool = False) -> str:
+    content = frame.get("content", "")
+    if not isinstance(content, str) or (not content.strip() and not allow_empty):
+        raise ProtocolError("invalid", "The message is empty.", client_id)
+    if len(content) > settings.MAX_MESSAGE_CHARS:
+        raise ProtocolError(
+            "too_large",
+            f"The message is too long ({len(content):,} characters; "
+            f"the limit is {settings.MAX_MESSAGE_CHARS:,}).",
+            client_id,
+        )
+    return content
+
+
+def _model(frame: dict, client_id: str) -> str:
+    model = frame.get("model")
+    if not isinstance(model, str) or not is_valid_model_name(model):
+        raise ProtocolError("invalid", "Pick a model before sending.", client_id)
+    return model
 
 
 def parse(text: str | None, binary: bytes | None) -> ClientFrame:
@@ -58,27 +106,30 @@ def parse(text: str | None, binary: bytes | None) -> ClientFrame:
         raise ProtocolError("bad_frame", "A frame must be a JSON object.")
     kind = frame.get("type")
     if kind == "send":
-        content, model = frame.get("content"), frame.get("model")
         client_id = _client_id(frame)
-        if not isinstance(content, str) or not content.strip():
-            raise ProtocolError("invalid", "The message is empty.", client_id)
-        if len(content) > settings.MAX_MESSAGE_CHARS:
+        images = frame.get("images", [])
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+            raise ProtocolError("invalid", "images must be a list of attachment ids.", client_id)
+        if len(images) > settings.MAX_IMAGES_PER_MESSAGE:
             raise ProtocolError(
                 "too_large",
-                f"The message is too long ({len(content):,} characters; "
-                f"the limit is {settings.MAX_MESSAGE_CHARS:,}).",
+                f"At most {settings.MAX_IMAGES_PER_MESSAGE} images go with one message.",
                 client_id,
             )
-        if not isinstance(model, str) or not is_valid_model_name(model):
-            raise ProtocolError("invalid", "Pick a model before sending.", client_id)
-        return Send(content=content, model=model, client_id=client_id)
+        content = _content(frame, client_id, allow_empty=bool(images))
+        return Send(content, _model(frame, client_id), client_id, images)
+    if kind == "edit":
+        client_id = _client_id(frame)
+        content = _content(frame, client_id)
+        return Edit(_message_id(frame), content, _model(frame, client_id), client_id)
+    if kind == "regenerate":
+        return Regenerate(_message_id(frame), _model(frame, ""))
+    if kind == "continue":
+        return Continue(_message_id(frame))
     if kind == "stop":
         return Stop()
     if kind == "sync":
-        message_id = frame.get("id")
-        if not isinstance(message_id, str) or len(message_id) > 64:
-            raise ProtocolError("invalid", "sync needs a message id.")
-        return Sync(message_id=message_id)
+        return Sync(_message_id(frame))
     raise ProtocolError("bad_frame", "Unknown frame type.")
 
 
@@ -91,8 +142,9 @@ def error_frame(code: str, message: str, client_id: str = "") -> dict:
 
 def message_payload(message: Message) -> dict:
     """A saved message as the page's script renders it."""
-    return {
+    payload = {
         "id": str(message.uuid),
+        "parent": str(message.parent.uuid) if message.parent_id else None,
         "role": message.role,
         "model": message.model,
         "status": message.status,
@@ -101,4 +153,19 @@ def message_payload(message: Message) -> dict:
         "error": message.error,
         "stats": message.stats,
         "created": message.created.isoformat(),
+    }
+    if hasattr(message, "alternate_count"):
+        payload["alternates"] = alternates_payload(message)
+    images = getattr(message, "images", None)
+    if images is not None:
+        payload["images"] = [str(image.uuid) for image in images]
+    return payload
+
+
+def alternates_payload(message: Message) -> dict:
+    return {
+        "index": message.alternate_index,
+        "count": message.alternate_count,
+        "previous": str(message.previous_alternate) if message.previous_alternate else None,
+        "next": str(message.next_alternate) if message.next_alternate else None,
     }

@@ -132,12 +132,22 @@ MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 32_000, minimum=1)
 MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 MAX_CONCURRENT_ANSWERS = env_int("MAX_CONCURRENT_ANSWERS", 3, minimum=1)  # per user
 MESSAGES_PER_MINUTE = env_int("MESSAGES_PER_MINUTE", 30, minimum=1)  # per user
+MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+MAX_IMAGES_PER_MESSAGE = env_int("MAX_IMAGES_PER_MESSAGE", 4, minimum=1)
 # Streaming: one frame per stream at most every STREAM_FLUSH_MS; text to the database at
 # most every CHECKPOINT_SECONDS; an answer whose heartbeat is older than STALE_SECONDS
 # belongs to a dead process and is marked interrupted.
 STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 40, minimum=0)
 CHECKPOINT_SECONDS = env_float("CHECKPOINT_SECONDS", 1.0, minimum=0.05)
 STALE_SECONDS = env_float("STALE_SECONDS", 20.0, minimum=1.0)
+
+# --- model administration (models_admin) ----------------------------------------------
+# While a staff page is open, one poller per process reads /api/ps every
+# MODELS_POLL_SECONDS and pushes only changes. A pull sends at most one progress frame
+# per PULL_FRAME_MS and saves its progress at most every PULL_CHECKPOINT_SECONDS.
+MODELS_POLL_SECONDS = env_float("MODELS_POLL_SECONDS", 2.0, minimum=0.05)
+PULL_FRAME_MS = env_int("PULL_FRAME_MS", 250, minimum=0)
+PULL_CHECKPOINT_SECONDS = env_float("PULL_CHECKPOINT_SECONDS", 1.0, minimum=0.05)
 
 # --- static files, i18n, security -----------------------------------------------------
 

@@ -76,6 +76,16 @@ def conversation(user):
     return Conversation.objects.create(owner=user, model="llama3.2")
 
 
+def add_turns(conversation, *turns: dict):
+    """Messages one after another on the branch on screen, as the app makes them."""
+    parent = conversation.current_leaf
+    for turn in turns:
+        parent = conversation.messages.create(parent=parent, **turn)
+    conversation.current_leaf = parent
+    conversation.save(update_fields=["current_leaf"])
+    return parent
+
+
 def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)

@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Conversation, Message
-from tests.conftest import connect, receive, receive_until, text_of
+from tests.conftest import add_turns, connect, receive, receive_until, text_of
 from tests.fake_ollama import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -393,13 +393,16 @@ async def test_an_answer_left_streaming_by_a_dead_process_is_marked_interrupted(
 ):
     @database_sync_to_async
     def orphan():
-        conversation.messages.create(role="user", content="Hi")
-        return conversation.messages.create(
-            role="assistant",
-            status=Status.STREAMING,
-            content="Half a",
-            model="llama3.2",
-            task_channel="generation.gone!abc",
+        return add_turns(
+            conversation,
+            {"role": "user", "content": "Hi"},
+            {
+                "role": "assistant",
+                "status": Status.STREAMING,
+                "content": "Half a",
+                "model": "llama3.2",
+                "task_channel": "generation.gone!abc",
+            },
         )
 
     message = await orphan()

@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from chat.models import Conversation, Message, Profile
+from tests.conftest import add_turns
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +30,15 @@ def test_the_home_page_lists_only_the_users_conversations(client, user, other_us
 
 
 def test_the_owner_sees_the_conversation_with_its_history(client, user, conversation):
-    conversation.messages.create(role="user", content="What is 2+2?")
-    conversation.messages.create(
-        role="assistant",
-        content="It is 4.",
-        model="llama3.2",
-        stats={"eval_count": 10, "eval_duration": 500_000_000},
+    add_turns(
+        conversation,
+        {"role": "user", "content": "What is 2+2?"},
+        {
+            "role": "assistant",
+            "content": "It is 4.",
+            "model": "llama3.2",
+            "stats": {"eval_count": 10, "eval_duration": 500_000_000},
+        },
     )
     client.force_login(user)
     response = client.get(f"/c/{conversation.uuid}/")
@@ -45,7 +49,7 @@ def test_the_owner_sees_the_conversation_with_its_history(client, user, conversa
 
 
 def test_a_stranger_gets_404_for_a_conversation(client, other_user, conversation):
-    conversation.messages.create(role="user", content="My secret question")
+    add_turns(conversation, {"role": "user", "content": "My secret question"})
     client.force_login(other_user)
     response = client.get(f"/c/{conversation.uuid}/")
     assert response.status_code == 404
@@ -64,8 +68,9 @@ def test_an_unknown_conversation_is_404(client, user):
 
 
 def test_model_text_is_escaped_in_the_page(client, user, conversation):
-    conversation.messages.create(
-        role="assistant", content='<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    add_turns(
+        conversation,
+        {"role": "assistant", "content": '<img src=x onerror="alert(1)"><script>alert(2)</script>'},
     )
     client.force_login(user)
     html = client.get(f"/c/{conversation.uuid}/").content.decode()
@@ -122,11 +127,14 @@ def test_the_model_list_needs_a_login(client):
 
 
 def test_a_streaming_answer_of_a_dead_process_shows_as_interrupted(client, user, conversation):
-    conversation.messages.create(
-        role="assistant",
-        content="Half",
-        status=Message.Status.STREAMING,
-        task_channel="generation.gone!x",
+    add_turns(
+        conversation,
+        {
+            "role": "assistant",
+            "content": "Half",
+            "status": Message.Status.STREAMING,
+            "task_channel": "generation.gone!x",
+        },
     )
     client.force_login(user)
     response = client.get(f"/c/{conversation.uuid}/")

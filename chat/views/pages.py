@@ -22,7 +22,7 @@ def _page(request, conversation: Conversation | None):
     messages = []
     if conversation is not None:
         services.recover_stale_answers(conversation=conversation)
-        messages = list(conversation.messages.all())
+        messages = services.branch(conversation)
     model = conversation.model if conversation else settings.DEFAULT_MODEL
     return render(
         request,

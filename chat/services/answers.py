@@ -1,0 +1,260 @@
+"""Answers: starting one (new question, regenerate, edit, continue), checkpointing its
+text while it streams, recording its one final state, and recovering answers whose
+process died."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
+
+from chat import limits, protocol
+from chat.models import Attachment, Conversation, Message
+from chat.services.accounts import can_chat
+from chat.services.branches import annotate_alternates, history_for
+from chat.services.conversations import get_conversation_for_user
+
+Status = Message.Status
+Role = Message.Role
+TITLE_LENGTH = 60
+CONTINUABLE = (Status.STOPPED, Status.FAILED, Status.INTERRUPTED)
+
+
+class AnswerRefused(Exception):
+    """A message cannot be answered now; `code` and `message` go to the user as is."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class StartedAnswer:
+    question: Message | None  # None when an existing question is answered again
+    answer: Message
+    history: list[dict]
+    conversation: Conversation
+
+    def __post_init__(self):
+        # Built here, in the database thread: the socket frames need the parent's uuid
+        # and the "< 2/3 >" alternates, which take queries.
+        self.question_payload = None
+        if self.question is not None:
+            self.question.images = list(self.question.attachments.all())
+            self.question_payload = protocol.message_payload(annotate_alternates(self.question))
+        annotate_alternates(self.answer)
+        self.answer_extra = {
+            "parent": str(self.answer.parent.uuid) if self.answer.parent_id else None,
+            "alternates": protocol.alternates_payload(self.answer),
+        }
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _open_for_answer(user: AbstractBaseUser, conversation_uuid) -> Conversation:
+    """The conversation, locked, once every reason to refuse a new answer is ruled out."""
+    conversation = get_conversation_for_user(user, conversation_uuid)
+    if not can_chat(user):
+        raise AnswerRefused("pending", "Your account is waiting for an administrator's approval.")
+    if not limits.hit(f"send:{user.pk}", settings.MESSAGES_PER_MINUTE, 60):
+        raise AnswerRefused(
+            "rate_limited",
+            f"You are sending messages too fast (limit: {settings.MESSAGES_PER_MINUTE} a "
+            "minute). Wait a moment; your text is still in the box.",
+        )
+    # Serialise answers per conversation (PostgreSQL; SQLite's IMMEDIATE transactions
+    # serialise all writers anyway).
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    recover_stale_answers(conversation=conversation)
+    if conversation.messages.filter(status=Status.STREAMING).exists():
+        raise AnswerRefused("busy", "An answer is still being written. Stop it or wait.")
+    running = Message.objects.filter(conversation__owner=user, status=Status.STREAMING).count()
+    if running >= settings.MAX_CONCURRENT_ANSWERS:
+        raise AnswerRefused(
+            "too_many_answers",
+            f"You already have {running} answers being written; wait for one to finish.",
+        )
+    return conversation
+
+
+def _message_in(conversation: Conversation, message_uuid, role: str) -> Message:
+    try:
+        return conversation.messages.get(uuid=message_uuid, role=role)
+    except (Message.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def _new_answer(conversation, parent, model, task_channel, fields: list[str]) -> Message:
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Role.ASSISTANT,
+        model=model,
+        status=Status.STREAMING,
+        task_channel=task_channel,
+        heartbeat=timezone.now(),
+    )
+    conversation.current_leaf = answer
+    if conversation.model != model:
+        conversation.model = model
+        fields.append("model")
+    conversation.save(update_fields=["current_leaf", "updated", *fields])
+    return answer
+
+
+def _attach(conversation, question: Message, image_uuids: list[str]) -> None:
+    if not image_uuids:
+        return
+    found = Attachment.objects.filter(
+        conversation=conversation, message=None, uuid__in=image_uuids
+    ).update(message=question)
+    if found != len(set(image_uuids)):
+        # Someone else's, already sent, or never uploaded: refuse the whole message.
+        raise AnswerRefused("invalid", "An attached image was not found; attach it again.")
+
+
+@transaction.atomic
+def start_answer(
+    user: AbstractBaseUser,
+    conversation_uuid,
+    content: str,
+    model: str,
+    task_channel: str,
+    images: list[str] | None = None,
+) -> StartedAnswer:
+    """Save the user's message (after the branch on screen) and a `streaming` answer."""
+    conversation = _open_for_answer(user, conversation_uuid)
+    question = Message.objects.create(
+        conversation=conversation,
+        parent_id=conversation.current_leaf_id,
+        role=Role.USER,
+        content=content,
+    )
+    _attach(conversation, question, images or [])
+    fields = []
+    if not conversation.title:
+        conversation.title = _title_from(content)
+        fields.append("title")
+    answer = _new_answer(conversation, question, model, task_channel, fields)
+    return StartedAnswer(question, answer, history_for(conversation, question), conversation)
+
+
+@transaction.atomic
+def regenerate_answer(
+    user: AbstractBaseUser, conversation_uuid, message_uuid, model: str, task_channel: str
+) -> StartedAnswer:
+    """A new answer to the same question; the old one stays as an alternate."""
+    conversation = _open_for_answer(user, conversation_uuid)
+    old = _message_in(conversation, message_uuid, Role.ASSISTANT)
+    question = old.parent
+    answer = _new_answer(conversation, question, model, task_channel, [])
+    return StartedAnswer(None, answer, history_for(conversation, question), conversation)
+
+
+@transaction.atomic
+def edit_question(
+    user: AbstractBaseUser,
+    conversation_uuid,
+    message_uuid,
+    content: str,
+    model: str,
+    task_channel: str,
+) -> StartedAnswer:
+    """An edited copy of a question, answered anew; the original stays as an alternate
+    with its own answers. Images of the original go with the copy."""
+    conversation = _open_for_answer(user, conversation_uuid)
+    original = _message_in(conversation, message_uuid, Role.USER)
+    question = Message.objects.create(
+        conversation=conversation, parent=original.parent, role=Role.USER, content=content
+    )
+    Attachment.objects.bulk_create(
+        Attachment(
+            conversation=conversation,
+            message=question,
+            file=image.file.name,
+            content_type=image.content_type,
+            size=image.size,
+        )
+        for image in original.attachments.all()
+    )
+    answer = _new_answer(conversation, question, model, task_channel, [])
+    return StartedAnswer(question, answer, history_for(conversation, question), conversation)
+
+
+@transaction.atomic
+def continue_answer(
+    user: AbstractBaseUser, conversation_uuid, message_uuid, task_channel: str
+) -> StartedAnswer:
+    """Pick up a stopped, failed or interrupted answer where its text ends: Ollama
+    continues a conversation whose last message is a partial assistant message."""
+    conversation = _open_for_answer(user, conversation_uuid)
+    answer = _message_in(conversation, message_uuid, Role.ASSISTANT)
+    if answer.status not in CONTINUABLE:
+        raise AnswerRefused("invalid", "Only a stopped, failed or interrupted answer continues.")
+    answer.status = Status.STREAMING
+    answer.error = ""
+    answer.task_channel = task_channel
+    answer.heartbeat = timezone.now()
+    answer.save(update_fields=["status", "error", "task_channel", "heartbeat"])
+    conversation.current_leaf = answer
+    conversation.save(update_fields=["current_leaf", "updated"])
+    history = history_for(conversation, answer.parent)
+    if answer.content:
+        history.append({"role": Role.ASSISTANT, "content": answer.content})
+    return StartedAnswer(None, answer, history, conversation)
+
+
+def checkpoint_answer(message_id: int, content: str, thinking: str) -> None:
+    """Save the text so far (at most about once a second) and prove we are alive."""
+    Message.objects.filter(id=message_id, status=Status.STREAMING).update(
+        content=content, thinking=thinking, heartbeat=timezone.now()
+    )
+
+
+def finish_answer(
+    message_id: int, status: str, content: str, thinking: str, stats: dict, error: str = ""
+) -> bool:
+    """Record the one final state. False if something else already ended it."""
+    return bool(
+        Message.objects.filter(id=message_id, status=Status.STREAMING).update(
+            status=status,
+            content=content,
+            thinking=thinking,
+            stats=stats,
+            error=error,
+            task_channel="",
+            heartbeat=timezone.now(),
+        )
+    )
+
+
+def recover_stale_answers(conversation: Conversation | None = None) -> int:
+    """Mark answers whose generating process is gone as `interrupted`.
+
+    A process that is alive checkpoints at least every few seconds, so a heartbeat older
+    than STALE_SECONDS means it died. A single-process set-up (in-memory channel layer)
+    knows every live answer is its own, so it recovers a restart at once instead of
+    waiting for the heartbeat to age.
+    """
+    from chat import generation  # the registry of live answers in this process
+
+    streaming = Message.objects.filter(status=Status.STREAMING)
+    if conversation is not None:
+        streaming = streaming.filter(conversation=conversation)
+    if generation.single_process():
+        stale = streaming.exclude(task_channel__in=generation.live_channels())
+    else:
+        cutoff = timezone.now() - timedelta(seconds=settings.STALE_SECONDS)
+        stale = streaming.filter(heartbeat__lt=cutoff)
+    return stale.update(
+        status=Status.INTERRUPTED,
+        error="The server stopped while this answer was being written.",
+        task_channel="",
+    )

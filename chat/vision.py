@@ -19,5 +19,9 @@ async def capabilities(model: str) -> list[str] | None:
     except (OllamaError, OllamaUnavailable):
         return None
     found = list(shown.get("capabilities") or [])
-    _cache[model] = (time.monotonic(), found)
+    remember(model, found)
     return found
+
+
+def remember(model: str, found: list[str]) -> None:
+    _cache[model] = (time.monotonic(), found)

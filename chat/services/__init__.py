@@ -17,15 +17,31 @@ from chat.services.answers import (
     regenerate_answer,
     start_answer,
 )
+from chat.services.attachments import (
+    AttachmentRefused,
+    add_attachment,
+    get_attachment_for_user,
+    remove_attachment,
+)
 from chat.services.branches import branch, history_for, select_alternate
 from chat.services.conversations import (
     create_conversation,
     get_conversation_for_user,
     ollama_request,
+    save_defaults,
+    save_settings,
+    user_defaults,
 )
 
 __all__ = [
     "AnswerRefused",
+    "AttachmentRefused",
+    "add_attachment",
+    "get_attachment_for_user",
+    "remove_attachment",
+    "save_defaults",
+    "save_settings",
+    "user_defaults",
     "StartedAnswer",
     "approve_users",
     "branch",

@@ -20,7 +20,7 @@ def get_conversation_for_user(user: AbstractBaseUser, conversation_uuid) -> Conv
 
 
 def create_conversation(user: AbstractBaseUser, model: str) -> Conversation:
-    defaults = Profile.objects.filter(user=user).values_list("defaults", flat=True).first() or {}
+    defaults = user_defaults(user)
     fields = {key: defaults[key] for key in DEFAULT_FIELDS if key in defaults}
     return Conversation.objects.create(owner=user, model=model, **fields)
 
@@ -44,3 +44,25 @@ def ollama_request(conversation: Conversation) -> dict:
         "think": _think(conversation.think),
         "format": conversation.format or None,
     }
+
+
+def save_settings(user: AbstractBaseUser, conversation_uuid, values: dict) -> Conversation:
+    """Store validated settings (chat.settings_form) on a conversation; they apply to
+    the next request."""
+    conversation = get_conversation_for_user(user, conversation_uuid)
+    for field, value in values.items():
+        setattr(conversation, field, value)
+    conversation.save(update_fields=[*values, "updated"])
+    return conversation
+
+
+def save_defaults(user: AbstractBaseUser, values: dict) -> dict:
+    """A user's settings for new conversations."""
+    profile, _ = Profile.objects.get_or_create(user=user)
+    profile.defaults = values
+    profile.save(update_fields=["defaults"])
+    return values
+
+
+def user_defaults(user: AbstractBaseUser) -> dict:
+    return Profile.objects.filter(user=user).values_list("defaults", flat=True).first() or {}

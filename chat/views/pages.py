@@ -9,6 +9,8 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import services
 from chat.models import Conversation
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, is_valid_model_name
+from chat.settings_form import as_settings
+from chat.views.conversation import conversation_settings
 
 SIDEBAR_SIZE = 100
 
@@ -23,7 +25,10 @@ def _page(request, conversation: Conversation | None):
     if conversation is not None:
         services.recover_stale_answers(conversation=conversation)
         messages = services.branch(conversation)
-    model = conversation.model if conversation else settings.DEFAULT_MODEL
+    if conversation:
+        model = conversation.model
+    else:
+        model = services.user_defaults(request.user).get("model") or settings.DEFAULT_MODEL
     return render(
         request,
         "chat/chat.html",
@@ -36,6 +41,13 @@ def _page(request, conversation: Conversation | None):
                 "conversation": str(conversation.uuid) if conversation else None,
                 "model": model,
                 "maxMessageChars": settings.MAX_MESSAGE_CHARS,
+                "maxImageBytes": settings.MAX_IMAGE_BYTES,
+                "maxImagesPerMessage": settings.MAX_IMAGES_PER_MESSAGE,
+                "settings": (
+                    conversation_settings(conversation)
+                    if conversation
+                    else as_settings(services.user_defaults(request.user), model)
+                ),
             },
         },
     )

@@ -4,7 +4,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from chat import generation, protocol, services, vision
+from chat import generation, lifecycle, protocol, services, vision
 from chat.models import Message
 
 # Close codes (docs/websocket.md): the browser shows a matching message, never data.
@@ -75,6 +75,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not may_chat:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        lifecycle.ensure_sweeper()
         self.group = generation.group_name(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Joined first, then asked: whatever the answer publishes after the snapshot

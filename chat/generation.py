@@ -17,13 +17,15 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import services
+from chat import hosts, services, titles
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
 from chat.thinking import ThinkSplitter
 
 log = logging.getLogger(__name__)
 Status = Message.Status
+
+FINAL_SAVE_ATTEMPTS = 5
 
 # Live generations of this process by task channel. Holding them here also keeps their
 # tasks referenced, so asyncio cannot collect one mid-answer (Channels pitfall 2).
@@ -38,6 +40,21 @@ STAT_FIELDS = (
     "eval_duration",
     "done_reason",
 )
+
+
+# Answers waiting for a busy Ollama, first come first served (this process).
+_queue: list["Generation"] = []
+
+
+def _join_queue(answer: "Generation") -> int:
+    if answer not in _queue:
+        _queue.append(answer)
+    return _queue.index(answer) + 1
+
+
+def _leave_queue(answer: "Generation") -> None:
+    if answer in _queue:
+        _queue.remove(answer)
 
 
 def live_channels() -> list[str]:
@@ -88,16 +105,21 @@ class Generation:
         self._pending_content: list[str] = []  # received, not yet published
         self._pending_thinking: list[str] = []
         self._dirty = asyncio.Event()
+        self._send_lock = asyncio.Lock()  # one frame at a time, in sequence order
         self._last_flush = 0.0
         self._stop_requested = False
         self._relay_task: asyncio.Task | None = None
         self.task: asyncio.Task | None = None
         self.stats: dict = {}
+        self._received = False  # any chunk from Ollama yet (then no other host may take over)
 
     async def open(self) -> str:
         """Get the task channel and register it before the row exists, so that stale
         answer recovery never takes this answer for a dead one."""
-        self.channel = await self.layer.new_channel("generation")
+        # The layer's default prefix on purpose: channels_redis serves every channel of a
+        # process from one blocking read per prefix, and a prefix of our own would hold
+        # that read's lock away from the sockets' channels for seconds at a time.
+        self.channel = await self.layer.new_channel()
         _running[self.channel] = self
         return self.channel
 
@@ -158,7 +180,7 @@ class Generation:
                 status = Status.STOPPED
             else:  # the process is shutting down
                 status, cancelled = Status.INTERRUPTED, True
-                error = "The server stopped while this answer was being written."
+                error = services.INTERRUPTED_ERROR
         except (OllamaError, OllamaUnavailable) as exc:
             status, error = Status.FAILED, explain(exc, self.message.model)
         except Exception as exc:
@@ -173,15 +195,55 @@ class Generation:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _relay(self, history: list[dict], options: dict) -> None:
+    async def _relay(self, history: list[dict], request: dict) -> None:
+        """Stream the answer from the best host; another host is tried when one can't be
+        reached before the first token, and a busy Ollama (503) puts the answer in line."""
+        try:
+            await self._relay_with_retries(history, request)
+        finally:
+            _leave_queue(self)
+
+    async def _relay_with_retries(self, history: list[dict], request: dict) -> None:
+        waited_since = None
+        while True:
+            busy = None
+            for host in await hosts.pool().candidates(self.message.model):
+                host.in_flight += 1
+                try:
+                    return await self._relay_from(host.url, history, request)
+                except OllamaUnavailable as exc:
+                    host.mark_down(str(exc))
+                    if self._received or len(hosts.pool().hosts) == 1:
+                        raise
+                    last = exc
+                except OllamaError as exc:
+                    if exc.status != 503 or self._received:
+                        raise
+                    busy = last = exc
+                finally:
+                    host.in_flight -= 1
+            if busy is None:
+                raise last
+            loop = asyncio.get_running_loop()
+            waited_since = waited_since or loop.time()
+            if loop.time() - waited_since > settings.QUEUE_TIMEOUT_SECONDS:
+                raise busy
+            # Every host is busy: wait in line and tell the user their place in it.
+            await self._publish({"type": "queued", "position": _join_queue(self)})
+            await asyncio.sleep(settings.QUEUE_RETRY_SECONDS)
+
+    async def _relay_from(self, url: str, history: list[dict], request: dict) -> None:
         message = self.message
         loop = asyncio.get_running_loop()
         started = loop.time()
         first_thinking = first_content = None
         splitter = ThinkSplitter()
-        stream = OllamaClient().chat_stream(message.model, history, **options)
+        stream = OllamaClient(url).chat_stream(message.model, history, **request)
         async with aclosing(stream) as chunks:
             async for chunk in chunks:
+                if not self._received:
+                    self._received = True
+                    _leave_queue(self)  # let the next one in line move up
                 delta = chunk.get("message")
                 if delta:
                     content = delta.get("content")
@@ -237,7 +299,9 @@ class Generation:
             if delay > 0:
                 await asyncio.sleep(delay)
             self._last_flush = loop.time()
-            await self._publish_pending()
+            # Shielded: cancelling the flusher at the end must not lose a delta whose
+            # sequence number is already taken; the send lock keeps frames in order.
+            await asyncio.shield(self._publish_pending())
 
     async def _publish_pending(self) -> None:
         self._dirty.clear()
@@ -266,18 +330,20 @@ class Generation:
             since_beat += settings.CHECKPOINT_SECONDS
             content, thinking = self.content(), self.thinking()
             if (len(content), len(thinking)) != saved or since_beat >= beat_every:
-                await database_sync_to_async(services.checkpoint_answer)(
-                    self.message.id, content, thinking
-                )
+                try:
+                    await database_sync_to_async(services.checkpoint_answer)(
+                        self.message.id, content, thinking
+                    )
+                except Exception as exc:  # the database is briefly away: try next time
+                    log.warning("checkpoint of %s failed: %s", self.message.uuid, exc)
+                    continue
                 saved, since_beat = (len(content), len(thinking)), 0.0
 
     async def _finish(self, status: str, error: str) -> None:
         try:
             await self._publish_pending()
             content, thinking = self.content(), self.thinking()
-            await database_sync_to_async(services.finish_answer)(
-                self.message.id, status, content, thinking, self.stats, error
-            )
+            await self._save_final(status, content, thinking, error)
             frame = {
                 "type": "done",
                 "id": str(self.message.uuid),
@@ -287,14 +353,39 @@ class Generation:
                 "seq": self.seq,
             }
             await self._publish(frame)
+            if status == Status.COMPLETE:
+                titles.after_answer(self.message)  # in the background; never blocks
         except Exception:
             log.exception("could not record the end of answer %s", self.message.uuid)
         finally:
             _running.pop(self.channel, None)
 
+    async def _save_final(self, status: str, content: str, thinking: str, error: str) -> None:
+        # A database that is away for a moment (restart, failover) must not lose the
+        # answer: try for a few seconds before giving up.
+        for attempt in range(FINAL_SAVE_ATTEMPTS):
+            try:
+                await database_sync_to_async(services.finish_answer)(
+                    self.message.id, status, content, thinking, self.stats, error
+                )
+                return
+            except Exception as exc:
+                if attempt + 1 == FINAL_SAVE_ATTEMPTS:
+                    raise
+                log.warning("saving answer %s failed, retrying: %s", self.message.uuid, exc)
+                await asyncio.sleep(1)
+
     async def _publish(self, frame: dict) -> None:
         # Encoded once here, not once per socket in the group.
-        await self.layer.group_send(self.group, {"type": "chat.frame", "text": encode(frame)})
+        try:
+            async with self._send_lock:
+                await self.layer.group_send(
+                    self.group, {"type": "chat.frame", "text": encode(frame)}
+                )
+        except Exception as exc:  # e.g. Redis restarting
+            # The answer goes on and is saved; tabs catch up from the database and the
+            # snapshot when their sockets reconnect.
+            log.warning("could not publish to %s: %s", self.group, exc)
 
 
 async def request_stop(task_channel: str) -> None:

@@ -177,6 +177,13 @@ class OllamaClient:
             body["format"] = format
         return self._stream("/api/chat", body)
 
+    async def chat(self, model: str, messages: list[dict], **kw: Any) -> dict:
+        """One non-streamed /api/chat reply: `message.content` is the whole text.
+        Keyword arguments (options, keep_alive, think, format) go into the body when set."""
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": False}
+        body.update({key: value for key, value in kw.items() if value is not None})
+        return await self._request("POST", "/api/chat", body)
+
     # --- server and models ------------------------------------------------------------
 
     async def version(self) -> str:
@@ -190,3 +197,28 @@ class OllamaClient:
 
     async def show(self, model: str) -> dict:
         return await self._request("POST", "/api/show", {"model": model})
+
+    # --- model management -------------------------------------------------------------
+
+    def pull(self, model: str) -> AsyncIterator[dict]:
+        """Stream /api/pull progress lines. An unknown model or a registry failure arrives
+        as an `{"error": ...}` line after "pulling manifest" and raises OllamaError;
+        leaving the iteration closes the connection, which is how a pull is cancelled."""
+        return self._stream("/api/pull", {"model": model, "insecure": False, "stream": True})
+
+    async def load(self, model: str, keep_alive: str | int) -> dict:
+        """Load a model into memory: an empty chat. `stream: false` gets one object back
+        whatever the server version (done_reason "load")."""
+        body = {"model": model, "messages": [], "keep_alive": keep_alive, "stream": False}
+        return await self._request("POST", "/api/chat", body)
+
+    async def unload(self, model: str) -> dict:
+        """Unload now: an empty chat with keep_alive 0 (done_reason "unload")."""
+        body = {"model": model, "messages": [], "keep_alive": 0, "stream": False}
+        return await self._request("POST", "/api/chat", body)
+
+    async def delete(self, model: str) -> None:
+        await self._request("DELETE", "/api/delete", {"model": model})
+
+    async def copy(self, source: str, destination: str) -> None:
+        await self._request("POST", "/api/copy", {"source": source, "destination": destination})

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from chat.views import accounts, conversation, pages
+from chat.views import accounts, conversation, history, pages
 
 app_name = "chat"
 
@@ -30,4 +30,25 @@ urlpatterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("pending/", accounts.pending, name="pending"),
+    # History: the list, search, export and import (chat/views/history.py).
+    path("sidebar/", history.sidebar_view, name="sidebar"),
+    path("archive/", history.archive_view, name="archive"),
+    path("search/", history.search_view, name="search"),
+    path("export/all.json", history.export_all_view, name="export_all"),
+    path("import/", history.import_view, name="import"),
+    path("c/<uuid:conversation_uuid>/rename/", history.rename_view, name="rename"),
+    path("c/<uuid:conversation_uuid>/pin/", history.pin_view, name="pin"),
+    path(
+        "c/<uuid:conversation_uuid>/archive/",
+        history.archive_conversation_view,
+        name="archive_conversation",
+    ),
+    path("c/<uuid:conversation_uuid>/delete/", history.delete_view, name="delete"),
+    path("c/<uuid:conversation_uuid>/export.md", history.export_markdown_view, name="export_md"),
+    path("c/<uuid:conversation_uuid>/export.json", history.export_json_view, name="export_json"),
+    path(
+        "c/<uuid:conversation_uuid>/m/<uuid:message_uuid>/",
+        history.open_message_view,
+        name="open_message",
+    ),
 ]

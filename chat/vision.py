@@ -3,7 +3,8 @@ message that carries images, and by the page when an image is attached."""
 
 import time
 
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat import hosts
+from chat.ollama import OllamaError, OllamaUnavailable
 
 CACHE_SECONDS = 60
 _cache: dict[str, tuple[float, list[str]]] = {}
@@ -15,7 +16,7 @@ async def capabilities(model: str) -> list[str] | None:
     if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     try:
-        shown = await OllamaClient().show(model)
+        shown = await (await hosts.client_for(model)).show(model)
     except (OllamaError, OllamaUnavailable):
         return None
     found = list(shown.get("capabilities") or [])

@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.lifecycle import install_shutdown_hook  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -24,3 +25,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# SIGTERM: running answers get a last checkpoint and their final state before exit.
+install_shutdown_hook()

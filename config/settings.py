@@ -93,7 +93,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s timeout by default, which breaks the layer's
+                # blocking BZPOPMIN receive (channels_redis#422): wait as long as it takes.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
     CACHES = {
@@ -125,6 +131,9 @@ LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 10, minimum=1)  # per 15 
 # --- Ollama and chat limits -----------------------------------------------------------
 
 OLLAMA_URL = env_str("OLLAMA_URL", "http://localhost:11434").rstrip("/")
+# Several Ollama hosts, comma-separated; when set it replaces OLLAMA_URL. Each answer goes
+# to a host that has the model, preferring one where it is loaded and least busy.
+OLLAMA_URLS = [url.rstrip("/") for url in env_list("OLLAMA_URLS")]
 OLLAMA_CONNECT_TIMEOUT = env_float("OLLAMA_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 DEFAULT_MODEL = env_str("DEFAULT_MODEL", "llama3.2")
 
@@ -140,6 +149,17 @@ MAX_IMAGES_PER_MESSAGE = env_int("MAX_IMAGES_PER_MESSAGE", 4, minimum=1)
 STREAM_FLUSH_MS = env_int("STREAM_FLUSH_MS", 40, minimum=0)
 CHECKPOINT_SECONDS = env_float("CHECKPOINT_SECONDS", 1.0, minimum=0.05)
 STALE_SECONDS = env_float("STALE_SECONDS", 20.0, minimum=1.0)
+# When every Ollama host answers 503 "server busy", an answer waits in line, retrying
+# every QUEUE_RETRY_SECONDS, for at most QUEUE_TIMEOUT_SECONDS.
+QUEUE_RETRY_SECONDS = env_float("QUEUE_RETRY_SECONDS", 2.0, minimum=0.05)
+QUEUE_TIMEOUT_SECONDS = env_float("QUEUE_TIMEOUT_SECONDS", 300.0, minimum=0)
+
+# --- history (chat/titles.py, chat/imports.py) -----------------------------------------
+# After the first answer of a conversation its model writes a short title, in the
+# background. Off: titles stay the start of the first message.
+AUTO_TITLES = env_bool("AUTO_TITLES", True)
+# Largest conversations file /import/ accepts, in bytes.
+MAX_IMPORT_BYTES = env_int("MAX_IMPORT_BYTES", 20 * 1024 * 1024, minimum=1024)
 
 # --- model administration (models_admin) ----------------------------------------------
 # While a staff page is open, one poller per process reads /api/ps every

@@ -22,10 +22,15 @@ files=(
     "@highlightjs/cdn-assets/es/highlight.min.js:highlight.min.js"
     "@highlightjs/cdn-assets/styles/github.min.css:hljs-github.min.css"
     "@highlightjs/cdn-assets/styles/github-dark.min.css:hljs-github-dark.min.css"
+    # KaTeX's ES module only: the page asks for MathML output, which Chromium, Firefox
+    # and Safari render natively, so KaTeX's CSS and fonts (and the inline styles of its
+    # HTML output, which the CSP would block) are not needed.
+    "katex/dist/katex.mjs:katex.mjs"
     # Licences travel with the code they cover.
     "marked/LICENSE:marked.LICENSE.txt"
     "dompurify/LICENSE:dompurify.LICENSE.txt"
     "@highlightjs/cdn-assets/LICENSE:highlightjs.LICENSE.txt"
+    "katex/LICENSE:katex.LICENSE.txt"
 )
 # The .map files are copied because the builds name them in a sourceMappingURL comment:
 # ManifestStaticFilesStorage (collectstatic) fails on a reference to a missing file.

@@ -1645,7 +1645,8 @@ class FakeOllama:
                     "digest": m["digest"],
                     "details": m["details"],
                     "expires_at": _local_rfc3339(now + remaining),
-                    "size_vram": m["size"],
+                    # add_model(..., size_vram=n) with n < size: partly on the CPU.
+                    "size_vram": m.get("size_vram", m["size"]),
                     "context_length": ctx,
                 }
                 rows.append((remaining, row))

@@ -259,14 +259,35 @@ async def test_a_dropped_connection_fails_the_answer_keeping_its_text(fake, user
     assert answer.content == "Half an"
 
 
-async def test_a_busy_ollama_is_reported_as_busy(fake, user, conversation):
+async def test_a_busy_ollama_puts_the_answer_in_line_until_it_has_room(
+    fake, user, conversation, settings
+):
+    settings.QUEUE_RETRY_SECONDS = 0.1
+    fake.busy = True
+    ws = await connect(conversation.uuid, user)
+    await receive(ws)
+    await send(ws)
+    frames = await receive_until(ws, "queued")
+    assert frames[-1]["position"] == 1
+    fake.busy = False
+    frames = await receive_until(ws, "done")
+    assert frames[-1]["status"] == "complete"
+    assert text_of(frames) == "Hello! How can I help you today?"
+    await ws.disconnect()
+
+
+async def test_an_answer_waits_in_line_only_so_long(fake, user, conversation, settings):
+    settings.QUEUE_RETRY_SECONDS = 0.05
+    settings.QUEUE_TIMEOUT_SECONDS = 0.3
     fake.busy = True
     ws = await connect(conversation.uuid, user)
     await receive(ws)
     await send(ws)
     frames = await receive_until(ws, "done")
+    assert "queued" in [frame["type"] for frame in frames]
     assert frames[-1]["status"] == "failed"
     assert "busy" in frames[-1]["error"]
+    await ws.disconnect()
 
 
 @pytest.mark.parametrize(

@@ -413,16 +413,20 @@ def test_model_capabilities_come_from_show(client, user, fake):
 
 def _long_conversation(user, turns: int) -> Conversation:
     conversation = Conversation.objects.create(owner=user, model="llama3.2")
-    parent = None
-    for index in range(turns):
-        parent = Message.objects.create(
+    # Explicit ids so the whole chain of parents goes in one INSERT.
+    first = (Message.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+    Message.objects.bulk_create(
+        Message(
+            id=first + index,
             conversation=conversation,
-            parent=parent,
+            parent_id=first + index - 1 if index else None,
             role="user" if index % 2 == 0 else "assistant",
             content=f"message {index}",
             stats={"eval_count": 5, "eval_duration": 10**8},
         )
-    conversation.current_leaf = parent
+        for index in range(turns)
+    )
+    conversation.current_leaf_id = first + turns - 1
     conversation.save()
     return conversation
 

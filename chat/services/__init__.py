@@ -7,6 +7,7 @@ detail.
 
 from chat.services.accounts import approve_users, can_chat, register_user
 from chat.services.answers import (
+    INTERRUPTED_ERROR,
     AnswerRefused,
     StartedAnswer,
     checkpoint_answer,
@@ -32,8 +33,27 @@ from chat.services.conversations import (
     save_settings,
     user_defaults,
 )
+from chat.services.history import (
+    HistoryRefused,
+    delete_conversation,
+    open_at_message,
+    rename_conversation,
+    save_model_title,
+    set_archived,
+    set_pinned,
+)
+from chat.services.importer import import_conversations
 
 __all__ = [
+    "HistoryRefused",
+    "delete_conversation",
+    "import_conversations",
+    "open_at_message",
+    "rename_conversation",
+    "save_model_title",
+    "set_archived",
+    "set_pinned",
+    "INTERRUPTED_ERROR",
     "AnswerRefused",
     "AttachmentRefused",
     "add_attachment",

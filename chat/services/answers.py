@@ -235,8 +235,12 @@ def finish_answer(
     )
 
 
-def recover_stale_answers(conversation: Conversation | None = None) -> int:
-    """Mark answers whose generating process is gone as `interrupted`.
+INTERRUPTED_ERROR = "The server stopped while this answer was being written."
+
+
+def recover_stale_answers(conversation: Conversation | None = None) -> list[tuple]:
+    """Mark answers whose generating process is gone as `interrupted`; returns their
+    (conversation uuid, message uuid) so that open tabs can be told.
 
     A process that is alive checkpoints at least every few seconds, so a heartbeat older
     than STALE_SECONDS means it died. A single-process set-up (in-memory channel layer)
@@ -253,8 +257,11 @@ def recover_stale_answers(conversation: Conversation | None = None) -> int:
     else:
         cutoff = timezone.now() - timedelta(seconds=settings.STALE_SECONDS)
         stale = streaming.filter(heartbeat__lt=cutoff)
-    return stale.update(
-        status=Status.INTERRUPTED,
-        error="The server stopped while this answer was being written.",
-        task_channel="",
+    found = list(stale.values_list("id", "conversation__uuid", "uuid"))
+    if not found:
+        return []
+    # Still streaming at the moment of the update: a late checkpoint cannot be undone.
+    Message.objects.filter(id__in=[row[0] for row in found], status=Status.STREAMING).update(
+        status=Status.INTERRUPTED, error=INTERRUPTED_ERROR, task_channel=""
     )
+    return [(conversation_uuid, message_uuid) for _, conversation_uuid, message_uuid in found]

@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import services, vision
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, is_valid_model_name
+from chat import hosts, services, vision
+from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
 from chat.settings_form import SettingsForm, as_settings
 
 
@@ -124,7 +124,7 @@ async def model_view(request, name):
     if not is_valid_model_name(name):
         return JsonResponse({"error": "This is not a valid model name."}, status=400)
     try:
-        shown = await OllamaClient().show(name)
+        shown = await (await hosts.client_for(name)).show(name)
     except OllamaUnavailable as exc:
         return JsonResponse({"error": f"{exc}."}, status=503)
     except OllamaError as exc:

@@ -6,34 +6,28 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import services
+from chat import hosts, services
 from chat.models import Conversation
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, is_valid_model_name
+from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
 from chat.settings_form import as_settings
 from chat.views.conversation import conversation_settings
 
-SIDEBAR_SIZE = 100
-
 
 def _page(request, conversation: Conversation | None):
-    conversations = (
-        Conversation.objects.filter(owner=request.user)
-        .only("uuid", "title", "updated")
-        .order_by("-updated")[:SIDEBAR_SIZE]
-    )
+    """The chat page; the sidebar fills itself (chat.sidebar, via its template tag)."""
     messages = []
     if conversation is not None:
         services.recover_stale_answers(conversation=conversation)
         messages = services.branch(conversation)
-    if conversation:
-        model = conversation.model
+        model, panel = conversation.model, conversation_settings(conversation)
     else:
-        model = services.user_defaults(request.user).get("model") or settings.DEFAULT_MODEL
+        defaults = services.user_defaults(request.user)
+        model = defaults.get("model") or settings.DEFAULT_MODEL
+        panel = as_settings(defaults, model)
     return render(
         request,
         "chat/chat.html",
         {
-            "conversations": conversations,
             "conversation": conversation,
             "chat_messages": messages,
             "can_chat": services.can_chat(request.user),
@@ -43,11 +37,7 @@ def _page(request, conversation: Conversation | None):
                 "maxMessageChars": settings.MAX_MESSAGE_CHARS,
                 "maxImageBytes": settings.MAX_IMAGE_BYTES,
                 "maxImagesPerMessage": settings.MAX_IMAGES_PER_MESSAGE,
-                "settings": (
-                    conversation_settings(conversation)
-                    if conversation
-                    else as_settings(services.user_defaults(request.user), model)
-                ),
+                "settings": panel,
             },
         },
     )
@@ -86,9 +76,8 @@ async def models(request):
     user = await request.auser()
     if not user.is_authenticated:
         return JsonResponse({"error": "Log in first."}, status=401)
-    client = OllamaClient()
     try:
-        tags = await client.list_models()
+        tags = await hosts.pool().list_models()
     except OllamaUnavailable as exc:
         return JsonResponse(
             {"error": f"{exc}. Answers can't be written until it is back.", "models": []},
@@ -102,6 +91,7 @@ async def models(request):
                 "name": tag.get("name") or tag.get("model", ""),
                 "parameter_size": (tag.get("details") or {}).get("parameter_size", ""),
                 "family": (tag.get("details") or {}).get("family", ""),
+                "hosts": tag.get("hosts", []),
             }
             for tag in tags
         ),

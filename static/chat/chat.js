@@ -2,15 +2,25 @@
 // Data from the server comes from <script type="application/json" id="page-data"> and
 // data-* attributes (the CSP forbids inline scripts). All text reaches the page through
 // textContent or the Markdown → DOMPurify path in markdown.js.
+//
+// The page shows one branch of the conversation's message tree (regenerated answers and
+// edited questions are alternates, "< 2/3 >"). A `message` or `start` frame names its
+// parent: when that is not the last message shown, the branch changed, and what followed
+// the parent leaves the screen (it is still there as alternates).
 
-import { enableCopyButtons } from "./markdown.js";
-import { MessageView, onRendered } from "./messages.js";
+import { enableMessageActions } from "./actions.js";
+import { Attachments } from "./attachments.js";
+import { errorText, requestJson } from "./http.js";
+import { enableCopyButtons, onMathReady } from "./markdown.js";
+import { onRendered } from "./messages.js";
 import { loadModels } from "./models.js";
-import { addConversation, touchCurrent } from "./sidebar.js";
+import { setUpSettingsPanel } from "./panel.js";
+import { addConversation, setTitle, touchCurrent } from "./sidebar.js";
 import { ChatSocket, socketUrl } from "./socket.js";
+import { Stream } from "./stream.js";
+import { Thread } from "./thread.js";
 
 const page = JSON.parse(document.getElementById("page-data").textContent);
-const csrfToken = document.body.dataset.csrf;
 
 const $ = (selector) => document.querySelector(selector);
 const list = $("#messages");
@@ -26,24 +36,35 @@ const sidebar = $("#conversation-list");
 
 const canChat = !form.hasAttribute("data-disabled");
 const maxChars = Number(page.maxMessageChars) || Infinity;
-const SNAPSHOT_WAIT_MS = 3000; // then ask for a streaming message with `sync`
 const SEND_TIMEOUT_MS = 20000; // no answer to a send by then: give the button back
-const MAX_BUFFERED_DELTAS = 1000;
 
 const state = {
   conversation: page.conversation || null,
-  views: new Map(), // message id → MessageView
-  streaming: null, // the MessageView being written, if any
-  buffered: [], // deltas that arrived while the streaming message's seq is unknown
-  syncing: new Set(), // ids with a sync in flight
-  awaitingSnapshot: new Set(), // streaming ids shown before the connect's snapshot
-  snapshotTimer: 0,
-  pending: null, // {clientId, content, timer} of a send not yet confirmed
-  queued: null, // a send frame waiting for the socket to open
+  creating: null, // the POST /c/new/ in flight, shared by whoever needs the conversation
+  pending: null, // {clientId, timer, onConfirmed, onRefused}: a send or edit not yet confirmed
+  queued: null, // a send/edit frame waiting for the socket to open
   socket: null,
   stickToBottom: true,
   stopping: false,
+  branchLoad: 0, // answers to older branch fetches are ignored
+  waiting: false, // the connection line says the answer is queued
 };
+let attachments = null; // the composer's images (attachments.js), when the user may chat
+const thread = new Thread(list); // the messages on screen
+// The answer being written (stream.js); it shows and hides the Stop button.
+const stream = new Stream({
+  thread,
+  send: (frame) => state.socket?.send(frame) ?? false,
+  place: placeInBranch,
+  reloadBranch,
+  conversation: () => state.conversation,
+  onChange(view) {
+    state.stopping = false;
+    stopButton.hidden = view === null;
+    stopButton.disabled = false;
+    stopButton.textContent = "Stop";
+  },
+});
 
 // --- notices --------------------------------------------------------------------------
 
@@ -77,162 +98,97 @@ onRendered(() => {
   if (state.stickToBottom) scrollToBottom();
 });
 
-// --- messages -------------------------------------------------------------------------
+// --- the messages on screen -----------------------------------------------------------
 
-function addView(view) {
-  $("#messages-empty")?.remove();
-  list.append(view.el);
-  state.views.set(view.id, view);
-  return view;
+/** Show another branch (server-rendered); a live answer in it is synced afresh. */
+function showBranch(html) {
+  thread.replace(html);
+  stream.branchReplaced();
 }
 
-function setStreaming(view) {
-  state.streaming = view;
-  state.stopping = false;
-  stopButton.hidden = view === null;
-  stopButton.disabled = false;
-  stopButton.textContent = "Stop";
+/** Fetch the branch the server shows (another tab switched or extended it). */
+async function reloadBranch() {
+  if (!state.conversation) return;
+  const load = ++state.branchLoad;
+  const result = await requestJson(`/c/${state.conversation}/messages/`);
+  if (load !== state.branchLoad) return;
+  if (result.ok && typeof result.data.html === "string") showBranch(result.data.html);
+  else showNotice(errorText(result, "Loading the conversation"));
 }
 
-function sync(id) {
-  if (state.syncing.has(id)) return;
-  if (state.socket?.send({ type: "sync", id })) state.syncing.add(id);
-}
-
-/** Apply deltas held back while the streaming message's position was unknown. */
-function drainBuffered() {
-  const view = state.streaming;
-  if (!view || view.seq === null) return;
-  const deltas = state.buffered.sort((a, b) => a.seq - b.seq);
-  state.buffered = [];
-  for (const delta of deltas) applyDelta(delta);
-}
-
-function applyDelta(frame) {
-  const view = state.streaming;
-  if (!view || view.seq === null || state.syncing.has(view.id)) {
-    // Wait for the snapshot that tells where the text stands.
-    if (state.buffered.length < MAX_BUFFERED_DELTAS) state.buffered.push(frame);
-    return;
+/** Make room for a `message`/`start` payload after its parent; false: fetching instead. */
+function placeInBranch(message) {
+  if (!thread.place(message)) {
+    reloadBranch();
+    return false;
   }
-  if (frame.seq <= view.seq) return; // already part of what is shown
-  if (frame.seq !== view.seq + 1) {
-    // Something was missed: ask for the whole text, keep what comes meanwhile.
-    state.buffered.push(frame);
-    sync(view.id);
-    return;
-  }
-  view.seq = frame.seq;
-  view.append(frame.content, frame.thinking);
+  stream.pruned();
+  return true;
 }
 
-function onSnapshot(message) {
-  if (message === null) {
-    // Nothing is being written: whatever the page shows as streaming has ended.
-    for (const id of state.awaitingSnapshot) sync(id);
-    state.awaitingSnapshot.clear();
-    if (state.streaming && !state.syncing.has(state.streaming.id)) sync(state.streaming.id);
-    return;
-  }
-  state.awaitingSnapshot.delete(message.id);
-  state.syncing.delete(message.id);
-  let view = state.views.get(message.id);
-  if (!view) {
-    view = addView(
-      MessageView.create({ id: message.id, role: message.role, status: message.status, model: message.model }),
-    );
-  }
-  view.setModel(message.model);
-  view.replace(message.content, message.thinking);
-  if (message.status === "streaming") {
-    view.setStatus("streaming");
-    view.seq = Number.isInteger(message.seq) ? message.seq : 0;
-    setStreaming(view);
-    drainBuffered();
-  } else {
-    view.finish(message.status, message.error, message.stats);
-    if (state.streaming === view) {
-      setStreaming(null);
-      state.buffered = [];
-    }
-  }
-}
+// --- frames ---------------------------------------------------------------------------
 
 function onUserMessage(frame) {
   const message = frame.message;
-  if (!state.views.has(message.id)) {
-    const view = addView(MessageView.create({ id: message.id, role: message.role || "user" }));
-    view.replace(message.content, "");
+  if (placeInBranch(message)) {
+    const view = thread.get(message.id);
+    if (!view) {
+      thread.addMessage(message, message.role || "user", state.conversation).replace(message.content, "");
+    }
+    else if (message.alternates) view.setAlternates(message.alternates);
   }
   if (frame.client_id && state.pending && frame.client_id === state.pending.clientId) {
-    // Saved: only now may the text box be emptied (unless more was typed meanwhile).
-    if (prompt.value === state.pending.content) prompt.value = "";
+    // Saved: only now may the text box (or the editor) be emptied.
+    const { onConfirmed } = state.pending;
     finishPending();
+    onConfirmed();
     clearNotice();
-    updateCounter();
     touchCurrent(sidebar, frame.conversation?.title);
   }
   state.stickToBottom = true;
 }
 
-function onStart(message) {
-  let view = state.views.get(message.id);
-  if (!view) {
-    view = addView(
-      MessageView.create({ id: message.id, role: "assistant", status: "streaming", model: message.model }),
-    );
-  }
-  view.setStatus("streaming");
-  view.replace(message.content, message.thinking);
-  view.seq = Number.isInteger(message.seq) ? message.seq : 0;
-  state.buffered = state.buffered.filter((delta) => delta.seq > view.seq);
-  setStreaming(view);
-  drainBuffered();
-}
-
-function onDone(frame) {
-  const view = state.views.get(frame.id);
-  if (!view) {
-    sync(frame.id); // we never saw it start: fetch the saved message
-    return;
-  }
-  if (state.streaming === view) drainBuffered();
-  const missed = Number.isInteger(frame.seq) && (view.seq === null || frame.seq > view.seq);
-  view.finish(frame.status, frame.error, frame.stats);
-  if (state.streaming === view) {
-    setStreaming(null);
-    state.buffered = [];
-  }
-  if (missed) sync(view.id); // the saved message has the text we missed
-}
-
 function onError(frame) {
   showNotice(frame.message || "Something went wrong.");
   if (frame.client_id && state.pending && frame.client_id === state.pending.clientId) {
-    finishPending(); // refused: the text stays in the box
-    prompt.focus();
+    const { onRefused } = state.pending;
+    finishPending(); // refused: the text stays where it was typed
+    onRefused();
   }
 }
 
+/** Ollama is busy: the answer waits in line (a `queued` frame) until its first delta. */
+function showQueued(position) {
+  state.waiting = Number.isInteger(position);
+  showConnection(state.waiting ? `Ollama is busy: your answer waits in line (number ${position}).` : "");
+}
+
 function onFrame(frame) {
+  if (state.waiting && (frame.type === "delta" || frame.type === "done")) showQueued(null);
   switch (frame.type) {
     case "snapshot":
-      onSnapshot(frame.message ?? null);
+      stream.snapshot(frame.message ?? null);
       break;
     case "message":
       if (frame.message) onUserMessage(frame);
       break;
     case "start":
-      if (frame.message) onStart(frame.message);
+      if (frame.message) stream.start(frame.message);
       break;
     case "delta":
-      if (Number.isInteger(frame.seq)) applyDelta(frame);
+      if (Number.isInteger(frame.seq)) stream.delta(frame);
       break;
     case "done":
-      onDone(frame);
+      stream.done(frame);
       break;
     case "error":
       onError(frame);
+      break;
+    case "queued":
+      showQueued(frame.position);
+      break;
+    case "title":
+      setTitle(sidebar, frame.title); // named by the model, or renamed in another tab
       break;
     default:
       console.warn("unknown frame", frame.type);
@@ -245,20 +201,7 @@ function openSocket() {
   state.socket = new ChatSocket(socketUrl(state.conversation), {
     onOpen(reconnected) {
       showConnection("");
-      state.syncing.clear();
-      state.buffered = [];
-      // What the page shows as streaming must be confirmed by a snapshot; ask if none comes.
-      state.awaitingSnapshot = new Set(
-        [...state.views.values()].filter((view) => view.streaming).map((view) => view.id),
-      );
-      for (const view of state.views.values()) if (view.streaming) view.seq = null;
-      clearTimeout(state.snapshotTimer);
-      if (state.awaitingSnapshot.size) {
-        state.snapshotTimer = setTimeout(() => {
-          for (const id of state.awaitingSnapshot) sync(id);
-          state.awaitingSnapshot.clear();
-        }, SNAPSHOT_WAIT_MS);
-      }
+      stream.connected();
       if (state.queued) {
         state.socket.send(state.queued);
         state.queued = null;
@@ -270,7 +213,9 @@ function openSocket() {
       // A send on the wire when the link dropped may or may not have been saved; give the
       // button back (the text is still in the box) rather than wait forever.
       if (state.pending && !state.queued) {
+        const { onRefused } = state.pending;
         finishPending();
+        onRefused();
         showNotice("The connection dropped while sending. If your message does not appear, send it again.");
       }
     },
@@ -281,11 +226,40 @@ function openSocket() {
       showConnection("");
       showNotice(text);
       state.queued = null;
+      state.pending?.onRefused();
       finishPending();
-      setStreaming(null);
+      stream.setView(null);
     },
   });
   state.socket.connect();
+}
+
+// --- the conversation ----------------------------------------------------------------
+
+async function createConversation(model) {
+  const result = await requestJson("/c/new/", { method: "POST", body: new URLSearchParams({ model }) });
+  if (!result.ok || !result.data.id) throw new Error(errorText(result, "Starting a conversation"));
+  return result.data;
+}
+
+/**
+ * The conversation's uuid, creating it first on the home page (the first send, image or
+ * settings save does). Concurrent callers share one creation.
+ */
+function ensureConversation() {
+  if (state.conversation) return Promise.resolve(state.conversation);
+  state.creating ??= createConversation(modelSelect.value)
+    .then((created) => {
+      state.conversation = created.id;
+      history.pushState({ conversation: created.id }, "", created.url);
+      addConversation(sidebar, created.id, created.url);
+      openSocket();
+      return created.id;
+    })
+    .finally(() => {
+      state.creating = null;
+    });
+  return state.creating;
 }
 
 // --- sending --------------------------------------------------------------------------
@@ -296,6 +270,24 @@ function newClientId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Track a send or edit until the server confirms (or refuses) it; its client_id. */
+function beginPending({ onConfirmed, onRefused }) {
+  const clientId = newClientId();
+  state.pending = {
+    clientId,
+    onConfirmed,
+    onRefused,
+    timer: setTimeout(() => {
+      if (state.pending?.clientId !== clientId) return;
+      finishPending();
+      onRefused();
+      showNotice("The server did not confirm your message. Check the connection and send it again.");
+    }, SEND_TIMEOUT_MS),
+  };
+  updateCounter();
+  return clientId;
+}
+
 function finishPending() {
   if (state.pending) clearTimeout(state.pending.timer);
   state.pending = null;
@@ -303,84 +295,83 @@ function finishPending() {
   updateCounter();
 }
 
+/** Send a frame that waits for confirmation: queued until the socket is open. */
+function sendConfirmed(frame) {
+  if (state.socket?.send(frame)) return;
+  state.queued = frame; // sent as soon as the socket is (back) up
+  if (state.socket?.everOpened) {
+    showConnection("Reconnecting… your message goes out when the connection is back.");
+  }
+}
+
+/** Send a frame now, or say why not. */
+function sendNow(frame) {
+  if (state.socket?.send(frame)) return true;
+  showNotice("Not connected to the server right now. Try again in a moment.");
+  return false;
+}
+
+function hasModel() {
+  if (modelSelect.value) return true;
+  showNotice("Pick a model before sending.");
+  return false;
+}
+
+function checkText(text) {
+  if (text.length > maxChars) {
+    showNotice(`The message is too long (${text.length.toLocaleString()} characters; the limit is ${maxChars.toLocaleString()}).`);
+    return false;
+  }
+  return hasModel();
+}
+
+function answerBeingWritten() {
+  if (!stream.view) return false;
+  showNotice("An answer is still being written. Stop it or wait.");
+  return true;
+}
+
 function updateCounter() {
   const length = prompt.value.length;
   const over = length > maxChars;
   counter.textContent = length ? `${length.toLocaleString()} / ${maxChars.toLocaleString()}` : "";
   counter.classList.toggle("over", over);
-  sendButton.disabled = !canChat || over || state.pending !== null;
-}
-
-async function createConversation(model) {
-  let response;
-  let data = {};
-  try {
-    response = await fetch("/c/new/", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
-      body: new URLSearchParams({ model }),
-    });
-    data = await response.json().catch(() => ({}));
-  } catch {
-    throw new Error("Could not reach the server. Check your connection and try again.");
-  }
-  if (!response.ok || !data.id) {
-    throw new Error(data.error || `Could not start a conversation (HTTP ${response.status}).`);
-  }
-  return data;
+  sendButton.disabled = !canChat || over || state.pending !== null || Boolean(attachments?.blocked);
 }
 
 async function send() {
   if (!canChat || state.pending) return;
   const content = prompt.value;
-  if (!content.trim()) return;
-  if (content.length > maxChars) {
-    showNotice(`The message is too long (${content.length.toLocaleString()} characters; the limit is ${maxChars.toLocaleString()}).`);
+  const images = attachments.ids;
+  if (attachments.blocked) {
+    showNotice(attachments.blocked);
     return;
   }
-  const model = modelSelect.value;
-  if (!model) {
-    showNotice("Pick a model before sending.");
+  if (!content.trim() && !images.length) return; // an image may go alone
+  if (!checkText(content)) return;
+  const frame = { type: "send", content, model: modelSelect.value, images };
+  frame.client_id = beginPending({
+    onConfirmed() {
+      if (prompt.value === content) prompt.value = ""; // unless more was typed meanwhile
+      attachments.sent(images);
+      updateCounter();
+    },
+    onRefused() {
+      prompt.focus();
+    },
+  });
+  try {
+    await ensureConversation();
+  } catch (error) {
+    finishPending();
+    showNotice(error.message);
     return;
   }
-  const clientId = newClientId();
-  state.pending = {
-    clientId,
-    content,
-    timer: setTimeout(() => {
-      if (state.pending?.clientId !== clientId) return;
-      finishPending();
-      showNotice("The server did not confirm your message. Check the connection and send it again.");
-    }, SEND_TIMEOUT_MS),
-  };
-  updateCounter();
-  const frame = { type: "send", content, model, client_id: clientId };
-
-  if (!state.conversation) {
-    let created;
-    try {
-      created = await createConversation(model);
-    } catch (error) {
-      finishPending();
-      showNotice(error.message);
-      return;
-    }
-    state.conversation = created.id;
-    history.pushState({ conversation: created.id }, "", created.url);
-    addConversation(sidebar, created.id, created.url);
-    state.queued = frame;
-    openSocket();
-    return;
-  }
-  if (!state.socket?.send(frame)) {
-    state.queued = frame; // sent as soon as the socket is back
-    showConnection("Reconnecting… your message goes out when the connection is back.");
-  }
+  sendConfirmed(frame);
 }
 
 function stop() {
-  if (!state.streaming || state.stopping) return;
+  if (!stream.view || state.stopping) return;
   if (state.socket?.send({ type: "stop" })) {
     state.stopping = true;
     stopButton.disabled = true;
@@ -388,35 +379,89 @@ function stop() {
   }
 }
 
+// --- actions under the messages -------------------------------------------------------
+
+const messageActions = {
+  viewFor: (id) => thread.get(id),
+
+  onEdit(view, text, editor) {
+    if (!canChat || state.pending || answerBeingWritten()) return;
+    if (!text.trim()) {
+      showNotice("The message is empty.");
+      return;
+    }
+    if (!checkText(text)) return;
+    editor.setBusy(true);
+    const clientId = beginPending({
+      onConfirmed: () => editor.close(), // the edited copy replaces it on screen
+      onRefused: () => editor.setBusy(false),
+    });
+    const model = modelSelect.value;
+    sendConfirmed({ type: "edit", id: view.id, content: text, model, client_id: clientId });
+  },
+
+  onRegenerate(view) {
+    if (!canChat || answerBeingWritten() || !hasModel()) return;
+    // With the model picked now: trying another model on the same question is the point.
+    if (sendNow({ type: "regenerate", id: view.id, model: modelSelect.value })) clearNotice();
+  },
+
+  onContinue(view) {
+    if (!canChat || answerBeingWritten()) return;
+    if (sendNow({ type: "continue", id: view.id })) clearNotice();
+  },
+
+  async onAlternate(target) {
+    if (!state.conversation || answerBeingWritten()) return;
+    state.branchLoad += 1; // a branch fetch in flight would show the old choice
+    const result = await requestJson(`/c/${state.conversation}/alternates/${target}/`, { method: "POST" });
+    if (result.ok && typeof result.data.html === "string") {
+      clearNotice();
+      showBranch(result.data.html);
+    } else {
+      showNotice(errorText(result, "Switching versions"));
+    }
+  },
+};
+
 // --- wiring ---------------------------------------------------------------------------
 
-// Server-rendered messages show their escaped source until rendered. The last ones are
-// rendered at once; older ones when they come near the viewport, so a long conversation
-// opens quickly.
-const RENDER_AT_ONCE = 20;
-const lazy =
-  "IntersectionObserver" in window
-    ? new IntersectionObserver(
-        (entries) => {
-          for (const entry of entries) {
-            if (!entry.isIntersecting) continue;
-            lazy.unobserve(entry.target);
-            state.views.get(entry.target.dataset.id)?.invalidate();
-          }
-        },
-        { root: list, rootMargin: "1500px 0px" },
-      )
-    : null;
-const articles = [...list.querySelectorAll("article.msg[data-id]")];
-articles.forEach((el, index) => {
-  const view = MessageView.fromElement(el);
-  state.views.set(view.id, view);
-  if (!lazy || index >= articles.length - RENDER_AT_ONCE || view.streaming) view.invalidate();
-  else lazy.observe(el);
+attachments = canChat
+  ? new Attachments({
+      input: $("input[type=file][name=image]"),
+      button: $("[data-testid=attach]"),
+      tray: $("#attachments"),
+      dropZone: $("section.chat"),
+      pasteTarget: prompt,
+      visionNotice: $("[data-testid=vision-notice]"),
+      maxBytes: Number(page.maxImageBytes) || 10 * 1024 * 1024,
+      maxCount: Number(page.maxImagesPerMessage) || 4,
+      getModel: () => modelSelect.value,
+      ensureConversation,
+      showNotice,
+      onChange: () => updateCounter(),
+    })
+  : null;
+
+setUpSettingsPanel({
+  panel: $("#settings-panel"),
+  toggle: $("[data-testid=settings]"),
+  closeButton: $("#settings-close"),
+  form: $("#settings-form"),
+  initial: page.settings,
+  modelSelect,
+  conversation: () => state.conversation,
+  ensureConversation,
 });
-const streamingView = [...state.views.values()].find((view) => view.streaming);
-if (streamingView) setStreaming(streamingView);
+
+thread.adopt();
+stream.setView(thread.streamingView());
 enableCopyButtons(list);
+enableMessageActions(list, messageActions);
+// KaTeX loads on the first formula; messages that showed formulas as source render again.
+onMathReady(() => {
+  for (const view of thread.views.values()) if (view.el.querySelector(".math-pending")) view.refresh();
+});
 scrollToBottom();
 
 form.addEventListener("submit", (event) => {
@@ -433,10 +478,12 @@ prompt.addEventListener("keydown", (event) => {
 
 prompt.addEventListener("input", updateCounter);
 
+modelSelect.addEventListener("change", () => attachments?.checkVision());
+
 stopButton.addEventListener("click", stop);
 
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && state.streaming && !event.isComposing) {
+  if (event.key === "Escape" && stream.view && !event.isComposing) {
     event.preventDefault();
     stop();
   }

@@ -11,12 +11,11 @@
 import { Marked } from "../vendor/marked.esm.js";
 import DOMPurify from "../vendor/purify.es.mjs";
 import hljs from "../vendor/highlight.min.js";
+import { escapeHtml } from "./escape.js";
+import { mathExtension } from "./math.js";
 
-const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-
-export function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
-}
+export { escapeHtml };
+export { onMathReady } from "./math.js";
 
 // A fence's info string is free text; only a plain language name becomes a class.
 const LANGUAGE = /^[\w#+.-]{1,32}$/;
@@ -67,11 +66,15 @@ const renderer = {
 };
 
 // Answers follow CommonMark/GFM line rules; what a person typed keeps its line breaks.
-const answers = new Marked({ gfm: true, breaks: false, async: false, renderer });
-const typed = new Marked({ gfm: true, breaks: true, async: false, renderer });
+const answers = new Marked({ gfm: true, breaks: false, async: false, renderer }, mathExtension);
+const typed = new Marked({ gfm: true, breaks: true, async: false, renderer }, mathExtension);
 
 const PURIFY = {
-  USE_PROFILES: { html: true }, // no SVG or MathML
+  // MathML for KaTeX's output (raw markup in the text never gets here: see `html` above);
+  // no SVG. <semantics>/<annotation> keep the TeX source with the formula, hidden by
+  // the browser, so that selecting and copying a formula gives its source.
+  USE_PROFILES: { html: true, mathMl: true },
+  ADD_TAGS: ["semantics", "annotation"],
   FORBID_TAGS: ["style", "form", "button", "textarea", "select", "option", "iframe", "object", "embed"],
   FORBID_ATTR: ["style", "srcset"],
   RETURN_DOM_FRAGMENT: true,
@@ -116,7 +119,8 @@ export function renderMarkdown(target, source, { breaks = false } = {}) {
   target.replaceChildren(fragment);
 }
 
-async function writeClipboard(text) {
+/** Put `text` on the clipboard; rejects when the browser refuses. */
+export async function writeClipboard(text) {
   // navigator.clipboard exists only in secure contexts (https, localhost).
   if (navigator.clipboard && window.isSecureContext) {
     await navigator.clipboard.writeText(text);
@@ -149,9 +153,16 @@ export function enableCopyButtons(root = document) {
   });
 }
 
-function flash(button, text) {
+const flashing = new WeakMap(); // button → {label, timer}
+
+/** Show `text` on a button for a moment, then its own label again. */
+export function flash(button, text) {
+  const state = flashing.get(button) ?? { label: button.textContent, timer: 0 };
+  clearTimeout(state.timer);
   button.textContent = text;
-  setTimeout(() => {
-    if (button.isConnected) button.textContent = "Copy";
+  state.timer = setTimeout(() => {
+    button.textContent = state.label;
+    flashing.delete(button);
   }, 1500);
+  flashing.set(button, state);
 }

@@ -1,13 +1,15 @@
-// One message on the page: its DOM (the same structure templates/chat/chat.html renders)
+// One message on the page: its DOM (the same structure templates/chat/_message.html renders)
 // and its text, re-rendered as Markdown at most once per animation frame.
 //
 //   article.msg[data-role][data-status][data-id][data-model]
 //     div.msg-meta > span.msg-author
+//     div.msg-images > a.msg-image > img                          (when images were sent)
 //     details.thinking > summary + div.thinking-body.markdown     (assistant, when any)
 //     div.msg-body.markdown
 //     p.msg-error                                                 (failed/stopped/interrupted)
 //     p.msg-stats > span.stat…                                    (finished, with stats)
 //     p.msg-note                                                  (done_reason "length")
+//     div.msg-actions > span.alternates + button[data-action]…    (templates/chat/_message_actions.html)
 
 import { renderMarkdown } from "./markdown.js";
 
@@ -33,6 +35,49 @@ export function statParts(model, stats) {
   if (stats.eval_count != null) parts.push(`${stats.eval_count} answer tokens`);
   if (stats.total_duration) parts.push(`${tenths(stats.total_duration / 1e9)} s`);
   return parts;
+}
+
+/** The URL of an attached image (chat:attachment). */
+export function imageUrl(conversationId, imageId) {
+  return `/c/${encodeURIComponent(conversationId)}/attachments/${encodeURIComponent(imageId)}/`;
+}
+
+function button(action, label, { testid = action, title = "", className = "msg-action" } = {}) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = className;
+  element.dataset.action = action;
+  element.dataset.testid = testid;
+  element.textContent = label;
+  if (title) element.title = title;
+  return element;
+}
+
+/** The row under a message, as _message_actions.html renders it. */
+function buildActions(role) {
+  const row = document.createElement("div");
+  row.className = "msg-actions";
+  const alternates = document.createElement("span");
+  alternates.className = "alternates";
+  alternates.hidden = true;
+  const prev = button("alternate", "‹", { testid: "alternate-prev", className: "icon-button" });
+  prev.setAttribute("aria-label", "Previous version");
+  const count = document.createElement("span");
+  count.className = "alternate-count";
+  count.dataset.testid = "alternate-count";
+  const next = button("alternate", "›", { testid: "alternate-next", className: "icon-button" });
+  next.setAttribute("aria-label", "Next version");
+  alternates.append(prev, count, next);
+  row.append(alternates, button("copy", "Copy", { testid: "copy-message", title: "Copy as Markdown" }));
+  if (role === "user") {
+    row.append(button("edit", "Edit", { title: "Edit and send again" }));
+  } else {
+    row.append(
+      button("regenerate", "Regenerate", { title: "Write a new answer (this one is kept)" }),
+      button("continue", "Continue", { title: "Continue this answer where it stopped" }),
+    );
+  }
+  return row;
 }
 
 // --- rendering once per frame --------------------------------------------------------
@@ -76,7 +121,7 @@ export class MessageView {
   }
 
   /** Build a new article for a message frame's payload. */
-  static create({ id, role, status = "complete", model = "" }) {
+  static create({ id, role, status = "complete", model = "", alternates = null, images = null, conversation }) {
     const el = document.createElement("article");
     el.className = `msg msg-${role}`;
     el.dataset.role = role;
@@ -92,9 +137,11 @@ export class MessageView {
     const body = document.createElement("div");
     body.className = "msg-body markdown";
     body.dataset.markdown = "";
-    el.append(meta, body);
+    el.append(meta, body, buildActions(role));
     const view = new MessageView(el);
     view.setStatus(status);
+    if (alternates) view.setAlternates(alternates);
+    if (images?.length && conversation) view.setImages(images, conversation);
     return view;
   }
 
@@ -123,8 +170,60 @@ export class MessageView {
 
   setStatus(status) {
     this.el.dataset.status = status;
-    if (status === "streaming") this.el.setAttribute("aria-busy", "true");
-    else this.el.removeAttribute("aria-busy");
+    if (status === "streaming") {
+      this.el.setAttribute("aria-busy", "true");
+      // A continued answer streams again: its old ending (error, stats) no longer holds.
+      for (const old of this.el.querySelectorAll(".msg-error, .msg-stats, .msg-note")) old.remove();
+    } else {
+      this.el.removeAttribute("aria-busy");
+    }
+  }
+
+  /** The "< 2/3 >" control: {index, count, previous, next} from a frame. */
+  setAlternates(alternates) {
+    const box = this.el.querySelector(".alternates");
+    if (!box || !alternates) return;
+    box.hidden = !(alternates.count > 1);
+    box.querySelector("[data-testid=alternate-count]").textContent = `${alternates.index}/${alternates.count}`;
+    for (const [testid, target] of [
+      ["alternate-prev", alternates.previous],
+      ["alternate-next", alternates.next],
+    ]) {
+      const control = box.querySelector(`[data-testid=${testid}]`);
+      control.disabled = !target;
+      if (target) control.dataset.target = target;
+      else delete control.dataset.target;
+    }
+  }
+
+  /** Thumbnails of the images sent with this message (attachment ids). */
+  setImages(ids, conversationId) {
+    this.el.querySelector(".msg-images")?.remove();
+    if (!ids?.length) return;
+    const box = document.createElement("div");
+    box.className = "msg-images";
+    ids.forEach((id, index) => {
+      const url = imageUrl(conversationId, id);
+      const link = document.createElement("a");
+      link.className = "msg-image";
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = `Attached image ${index + 1}`;
+      img.loading = "lazy";
+      link.append(img);
+      box.append(link);
+    });
+    this.el.querySelector(".msg-meta").after(box);
+  }
+
+  /** Render again even though the text did not change (KaTeX arrived, say). */
+  refresh() {
+    this.renderedContent = null;
+    this.renderedThinking = null;
+    schedule(this);
   }
 
   setModel(model) {
@@ -158,7 +257,7 @@ export class MessageView {
       const p = document.createElement("p");
       p.className = `msg-error msg-error-${status}`;
       p.textContent = error || DEFAULT_ERRORS[status];
-      this.el.append(p);
+      this.addLine(p);
     }
     const parts = statParts(this.model, stats);
     if (stats && Object.keys(stats).length && parts.length) {
@@ -172,18 +271,25 @@ export class MessageView {
         if (index) line.append(" ");
         line.append(span);
       });
-      this.el.append(line);
+      this.addLine(line);
       if (stats.done_reason === "length") {
         const note = document.createElement("p");
         note.className = "msg-note";
         note.textContent = "Cut short: the answer reached num_predict or the context length.";
-        this.el.append(note);
+        this.addLine(note);
       }
     }
     schedule(this);
   }
 
   // --- DOM --------------------------------------------------------------------------
+
+  /** Add a line about the answer (error, stats, note) above the actions row. */
+  addLine(node) {
+    const actions = this.el.querySelector(".msg-actions");
+    if (actions) actions.before(node);
+    else this.el.append(node);
+  }
 
   thinkingBox() {
     let details = this.el.querySelector("details.thinking");

@@ -1,4 +1,7 @@
-// The model picker: fills select[name=model] from /api/models/ (Ollama's /api/tags).
+// The model picker: fills select[name=model] from /api/models/ (Ollama's /api/tags);
+// and what one model can do (vision, thinking), from /api/models/<name>/.
+
+import { requestJson } from "./http.js";
 
 function option(value, label) {
   const element = document.createElement("option");
@@ -21,7 +24,7 @@ function matchModel(names, wanted) {
  * "(not installed)" when Ollama does not have it. Problems go to `showNotice`; on
  * failure the select keeps its current option so that sending can still be tried.
  */
-export async function loadModels(select, wanted, showNotice) {
+export async function loadModels(select, wanted, showNotice, { emptyLabel = "" } = {}) {
   let response;
   let data = {};
   try {
@@ -50,12 +53,39 @@ export async function loadModels(select, wanted, showNotice) {
   if (missing) {
     selected = missing;
     options.unshift(option(missing, `${missing} (not installed)`));
-  } else if (!selected) {
+  } else if (!selected && !emptyLabel) {
     selected = matchModel(names, data.default) ?? names[0] ?? null;
+  }
+  // A form where "no model" means something (the defaults page: the server's default).
+  if (emptyLabel) {
+    options.unshift(option("", data.default ? `${emptyLabel} (${data.default})` : emptyLabel));
+    selected ??= "";
   }
   select.replaceChildren(...options);
   if (selected) select.value = selected;
   if (!names.length) {
     showNotice("No models are installed on the Ollama server yet. An administrator can pull one.");
   }
+}
+
+// --- one model's capabilities ---------------------------------------------------------
+
+const infoCache = new Map(); // name → Promise<{capabilities, context_length} | null>
+
+/**
+ * What Ollama says `name` can do: {name, capabilities: [...], context_length}, or null
+ * when it can't tell (Ollama down, unknown model). Asked once per page and model.
+ */
+export function modelInfo(name) {
+  if (!name) return Promise.resolve(null);
+  let found = infoCache.get(name);
+  if (!found) {
+    found = requestJson(`/api/models/${encodeURIComponent(name).replace(/%2F/gi, "/")}/`).then((result) => {
+      if (result.ok && Array.isArray(result.data.capabilities)) return result.data;
+      infoCache.delete(name); // ask again next time: Ollama may be back
+      return null;
+    });
+    infoCache.set(name, found);
+  }
+  return found;
 }

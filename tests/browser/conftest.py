@@ -43,9 +43,12 @@ def app_env(_fake_server, tmp_path_factory):
         "DEBUG": "false",
         "DATABASE_URL": f"sqlite:///{tmp / 'app.sqlite3'}",
         "STATIC_ROOT": str(tmp / "static"),
+        "MEDIA_DIR": str(tmp / "media"),
         "OLLAMA_URL": _fake_server.url,
         "SIGNUP_MODE": "open",
         "MESSAGES_PER_MINUTE": "1000",
+        # A title request after each first answer would take the next scripted reply.
+        "AUTO_TITLES": "false",
         "REDIS_URL": "",
     }
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):

@@ -96,7 +96,9 @@ def test_model_markup_is_shown_as_text_and_runs_nothing(page, signed_up, fake):
     assert page.evaluate("window.__pwned") is None
     # The code block is highlighted and has a copy button.
     expect(answer.locator("pre code")).to_contain_text("print('hi')")
-    expect(answer.get_by_role("button", name=re.compile("copy", re.I))).to_have_count(1)
+    expect(
+        answer.locator(".code-block").get_by_role("button", name=re.compile("copy", re.I))
+    ).to_have_count(1)
 
     # The same after a reload, when the server renders the saved text.
     page.reload()

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from models_admin.consumers import ModelsConsumer
+
+websocket_urlpatterns = [
+    path("ws/models/", ModelsConsumer.as_asgi()),
+]

@@ -1,0 +1,270 @@
+"""The models pages and actions, for staff only.
+
+Views are async: they wait on Ollama without holding a thread, and a pull started here
+is a task on the server's event loop that outlives the request. Actions are POSTs that
+answer JSON to the page's script (Accept: application/json) and redirect with a message
+otherwise, so every button also works without JavaScript.
+"""
+
+import asyncio
+from functools import wraps
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
+from models_admin import frames, present, pulls, running, server, services
+from models_admin.models import Pull
+from models_admin.server import describe
+
+# keep_alive values offered for a load: Ollama's duration strings; a negative number
+# means "never unload".
+KEEP_ALIVE = {
+    "5m": "5 minutes",
+    "30m": "30 minutes",
+    "1h": "1 hour",
+    "4h": "4 hours",
+    "24h": "1 day",
+    "-1": "forever",
+}
+DEFAULT_KEEP_ALIVE = "5m"
+
+# Templates render Django's messages and the session user: both touch the database,
+# which async code may only do from a thread.
+_render = sync_to_async(render)
+
+
+def staff_required(view):
+    """Anonymous: to the log-in page. Signed in but not staff: 403, saying why."""
+
+    @wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        user = await request.auser()
+        request.user = user  # resolved once; templates must not query it again
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (user.is_active and user.is_staff):
+            return await _render(request, "models_admin/forbidden.html", status=403)
+        return await view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --- answers --------------------------------------------------------------------------
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _back(request) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("models_admin:index")
+
+
+def _result(request, ok: bool, message: str, status: int = 200, **extra) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"ok": ok, "message": message, **extra}, status=status)
+    (messages.success if ok else messages.error)(request, message)
+    return redirect(_back(request))
+
+
+def _invalid_name(request, name: str) -> HttpResponse:
+    shown = name.strip() or "(nothing)"
+    return _result(
+        request,
+        False,
+        f"“{shown[:100]}” is not a valid model name. Names look like “llama3.2”, "
+        "“qwen3:8b” or “namespace/model:tag”.",
+        status=400,
+    )
+
+
+def _ollama_failed(request, doing: str, exc: Exception) -> HttpResponse:
+    if isinstance(exc, OllamaUnavailable):
+        status = 503
+    elif isinstance(exc, OllamaError) and exc.status in (400, 404):
+        status = exc.status
+    else:
+        status = 502
+    return _result(request, False, f"Could not {doing}. {describe(exc)}", status=status)
+
+
+async def _local_changed() -> None:
+    await get_channel_layer().group_send(frames.GROUP, frames.event({"type": "local"}))
+
+
+# --- pages ----------------------------------------------------------------------------
+
+
+async def _tags() -> tuple[list[dict], str]:
+    try:
+        return await server.client().list_models(), ""
+    except (OllamaUnavailable, OllamaError) as exc:
+        return [], describe(exc)
+
+
+@staff_required
+@require_GET
+async def index(request):
+    sort = request.GET.get("sort", "name")
+    sort = sort if sort in present.SORT_KEYS else "name"
+    descending = request.GET.get("order") == "desc"
+    (tags, tags_error), state = await asyncio.gather(_tags(), running.fetch_state())
+    context = {
+        **running.context(state),
+        "local": present.local_models(tags, state.running, sort, descending),
+        "tags_error": tags_error if state.reachable else "",
+        "sort": sort,
+        "descending": descending,
+        "sort_columns": present.SORT_COLUMNS,
+        "keep_alive": KEEP_ALIVE,
+        "default_keep_alive": DEFAULT_KEEP_ALIVE,
+    }
+    if request.GET.get("partial") == "local":
+        # The page's script asks for this when a `local` frame says the list changed.
+        return await _render(request, "models_admin/_local.html", context)
+    context["pulls"] = await database_sync_to_async(services.recent_pulls)()
+    return await _render(request, "models_admin/index.html", context)
+
+
+@staff_required
+@require_GET
+async def detail(request):
+    name = request.GET.get("model", "")
+    context = {"name": name, "keep_alive": KEEP_ALIVE, "default_keep_alive": DEFAULT_KEEP_ALIVE}
+    if not is_valid_model_name(name):
+        context["error"] = f"“{name[:100]}” is not a valid model name."
+        return await _render(request, "models_admin/detail.html", context, status=400)
+    try:
+        show = await server.client().show(name)
+    except (OllamaUnavailable, OllamaError) as exc:
+        status = 503 if isinstance(exc, OllamaUnavailable) else 404 if exc.status == 404 else 502
+        context["error"] = f"Could not read “{name}”. {describe(exc)}"
+        return await _render(request, "models_admin/detail.html", context, status=status)
+    context["model"] = present.model_detail(name, show)
+    context["conversations"] = await database_sync_to_async(services.conversations_using)(name)
+    return await _render(request, "models_admin/detail.html", context)
+
+
+# --- actions --------------------------------------------------------------------------
+
+
+@staff_required
+@require_POST
+async def pull(request):
+    name = request.POST.get("model", "").strip()
+    if not is_valid_model_name(name):
+        return _invalid_name(request, name)
+    job, created = await pulls.start_or_join(request.user, name)
+    payload = frames.pull_payload(job)
+    if created:
+        return _result(request, True, f"Pulling “{job.model}”…", status=202, pull=payload)
+    by = f" by {payload['by']}" if payload["by"] else ""
+    message = f"“{job.model}” is already being pulled (started{by}); showing that pull."
+    return _result(request, True, message, status=200, pull=payload)
+
+
+@staff_required
+@require_POST
+async def cancel_pull(request, pull_uuid):
+    # A job whose process died cannot answer: recognise that before looking.
+    await database_sync_to_async(services.recover_stale_pulls)()
+    job: Pull = await database_sync_to_async(services.get_pull)(pull_uuid)
+    if job.status != Pull.Status.RUNNING or not job.task_channel:
+        message = f"The pull of “{job.model}” has already ended ({job.get_status_display()})."
+        return _result(request, False, message, status=409)
+    await pulls.request_cancel(job.task_channel)
+    return _result(request, True, f"Cancelling the pull of “{job.model}”…")
+
+
+@staff_required
+@require_POST
+async def load(request):
+    name = request.POST.get("name", "")
+    keep_alive = request.POST.get("keep_alive", DEFAULT_KEEP_ALIVE)
+    if not is_valid_model_name(name):
+        return _invalid_name(request, name)
+    if keep_alive not in KEEP_ALIVE:
+        return _result(request, False, "Pick how long the model stays loaded.", status=400)
+    try:
+        await server.client().load(name, -1 if keep_alive == "-1" else keep_alive)
+    except (OllamaUnavailable, OllamaError) as exc:
+        return _ollama_failed(request, f"load “{name}”", exc)
+    await running.refresh()
+    if keep_alive == "-1":
+        return _result(request, True, f"Loaded “{name}”; it stays in memory until unloaded.")
+    return _result(
+        request,
+        True,
+        f"Loaded “{name}”; it stays in memory for {KEEP_ALIVE[keep_alive]} after its last use.",
+    )
+
+
+@staff_required
+@require_POST
+async def unload(request):
+    name = request.POST.get("name", "")
+    if not is_valid_model_name(name):
+        return _invalid_name(request, name)
+    try:
+        await server.client().unload(name)
+    except (OllamaUnavailable, OllamaError) as exc:
+        return _ollama_failed(request, f"unload “{name}”", exc)
+    await running.refresh()
+    return _result(request, True, f"Unloaded “{name}”.")
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+async def delete(request):
+    """GET: the confirmation, naming the conversations that use the model. POST: delete."""
+    # The page links here with ?model=; the form posts `name` (on the models page
+    # `input[name=model]` is the pull box alone: a stable hook for end-to-end tests).
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+    else:
+        name = request.GET.get("model", "")
+    if not is_valid_model_name(name):
+        if request.method == "POST":
+            return _invalid_name(request, name)
+        context = {"name": name, "error": f"“{name[:100]}” is not a valid model name."}
+        return await _render(request, "models_admin/delete.html", context, status=400)
+    if request.method == "GET":
+        count = await database_sync_to_async(services.conversations_using)(name)
+        return await _render(
+            request, "models_admin/delete.html", {"name": name, "conversations": count}
+        )
+    try:
+        await server.client().delete(name)
+    except (OllamaUnavailable, OllamaError) as exc:
+        return _ollama_failed(request, f"delete “{name}”", exc)
+    await _local_changed()
+    await running.refresh()  # a deleted model is unloaded too
+    return _result(request, True, f"Deleted “{name}” from the Ollama server.")
+
+
+@staff_required
+@require_POST
+async def copy(request):
+    source = request.POST.get("name", "")
+    destination = request.POST.get("destination", "").strip()
+    for name in (source, destination):
+        if not is_valid_model_name(name):
+            return _invalid_name(request, name)
+    try:
+        await server.client().copy(source, destination)
+    except (OllamaUnavailable, OllamaError) as exc:
+        return _ollama_failed(request, f"copy “{source}” to “{destination}”", exc)
+    await _local_changed()
+    return _result(request, True, f"Copied “{source}” to “{destination}”.")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
+from chat.generation import STAT_FIELDS
 from chat.models import Conversation, Message
 from chat.ollama import is_valid_model_name
 from chat.settings_form import SettingsForm, as_settings
@@ -32,17 +33,8 @@ ROLES = set(Message.Role.values)
 STATUSES = set(Message.Status.values)
 TITLE_SOURCES = set(Conversation.TitleSource.values)
 INTERRUPTED_ERROR = "This answer was still being written when it was exported."
-# Ollama's numbers and ours (generation.STAT_FIELDS, thinking_ms, wall_ms); others dropped.
-STAT_NUMBERS = (
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
-    "thinking_ms",
-    "wall_ms",
-)
+# Ollama's numbers and ours; other keys are dropped.
+STAT_NUMBERS = (*(f for f in STAT_FIELDS if f != "done_reason"), "thinking_ms", "wall_ms")
 DEFAULT_SETTINGS = {
     "system_prompt": "",
     "options": {},

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 import websockets
 
+from tests.conftest import text_of
 from tests.fake_ollama import Reply
 
 pytestmark = pytest.mark.scale
@@ -31,18 +32,6 @@ async def frames_until(ws, kind, timeout=15.0):
             frames.append(frame)
             if frame["type"] == kind:
                 return frames
-
-
-def shown_text(frames):
-    """The answer as a browser shows it, checking no delta is skipped or applied twice."""
-    text, seq = "", 0
-    for frame in frames:
-        if frame["type"] == "snapshot" and frame["message"]:
-            text, seq = frame["message"]["content"], frame["message"].get("seq", 0)
-        elif frame["type"] == "delta" and frame["seq"] > seq:
-            assert frame["seq"] == seq + 1, "a delta was lost"
-            text, seq = text + frame.get("content", ""), frame["seq"]
-    return text
 
 
 def script(ollama, reply):
@@ -69,7 +58,7 @@ async def test_two_tabs_on_two_processes_see_the_same_answer_and_stop_works_acro
 
     await tab_a.send(json.dumps({"type": "send", "content": "Count", "model": "llama3.2"}))
     seen_a, seen_b = await asyncio.gather(frames_until(tab_a, "done"), frames_until(tab_b, "done"))
-    assert shown_text(seen_a) == shown_text(seen_b) == FULL
+    assert text_of(seen_a) == text_of(seen_b) == FULL
     assert seen_b[0]["type"] == "message"  # the question shows in the other tab too
 
     # Stop pressed in the tab on process B stops the answer written by process A.
@@ -81,9 +70,7 @@ async def test_two_tabs_on_two_processes_see_the_same_answer_and_stop_works_acro
     assert done_a[-1]["status"] == done_b[-1]["status"] == "stopped"
     assert any(host.wait_for_disconnect(timeout=3) for host in ollama)
     status, content, _ = saved(both, done_a[-1]["id"])
-    assert (
-        status == "stopped" and content == shown_text(done_a) and 0 < len(content) < len(FULL * 5)
-    )
+    assert status == "stopped" and content == text_of(done_a) and 0 < len(content) < len(FULL * 5)
     await tab_a.close()
     await tab_b.close()
 
@@ -101,8 +88,8 @@ async def test_a_tab_reconnecting_to_the_other_process_misses_nothing(both, acco
     again = await open_socket(both, 1, account, conversation)
     after = await frames_until(again, "done")
     assert after[0]["type"] == "snapshot" and after[0]["message"]["status"] == "streaming"
-    assert after[0]["message"]["content"].startswith(shown_text(before))
-    assert shown_text(after) == FULL * 4
+    assert after[0]["message"]["content"].startswith(text_of(before))
+    assert text_of(after) == FULL * 4
     assert after[-1]["status"] == "complete"
     await again.close()
 
@@ -128,8 +115,8 @@ async def test_a_killed_process_leaves_an_interrupted_answer_that_can_continue(
     status, content, error = saved(both, done["id"])
     assert status == "interrupted" and "server stopped" in error
     # Only the last second of text may be lost.
-    assert content and shown_text(seen).startswith(content)
-    assert len(shown_text(seen)) - len(content) < 60 * len(" t99")
+    assert content and text_of(seen).startswith(content)
+    assert len(text_of(seen)) - len(content) < 60 * len(" t99")
 
     script(ollama, Reply(content=" and done."))
     await watcher.send(json.dumps({"type": "continue", "id": done["id"]}))
@@ -154,7 +141,7 @@ async def test_sigterm_saves_running_answers_before_exiting(both, account, ollam
     assert seen[-1]["status"] == "interrupted"
     status, content, _ = saved(both, seen[-1]["id"])
     # Nothing lost: the final text is everything the tab saw.
-    assert status == "interrupted" and content == shown_text(seen)
+    assert status == "interrupted" and content == text_of(seen)
     await watcher.close()
 
 

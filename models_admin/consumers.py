@@ -20,15 +20,16 @@ def _recent_pulls():
 
 class ModelsConsumer(AsyncWebsocketConsumer):
     """Frames out (docs/models-admin.md): `pulls` (the recent pulls, on connect), `pull`
-    (one pull's progress or end), `server` (reachability, version and running models,
-    with their markup), `local` (the local model list changed: fetch it again), `error`.
+    (one pull's progress or end), `server` (one host's reachability, version and running
+    models, with their markup), `local` (a host's local model list changed: fetch it
+    again), `error`.
     Nothing is accepted from the browser: actions are POSTs, so they work without
     JavaScript and carry CSRF protection."""
 
     async def connect(self):
         # Set first: disconnect() runs even when connect() refuses (Channels pitfall 3).
         self.joined = False
-        self.server_state = ""  # digest of the last server state sent
+        self.server_states: dict[str, str] = {}  # host URL -> digest of the state sent
         user = self.scope.get("user")
         # Accept before refusing so that the close code reaches the browser.
         await self.accept()
@@ -46,11 +47,10 @@ class ModelsConsumer(AsyncWebsocketConsumer):
         for task_channel in live:
             # The task knows more than its last checkpoint (speed, time left).
             await pulls.request_snapshot(task_channel, self.channel_name)
-        state = running.poller().join(self.channel_name)
-        if state is not None:
-            self.server_state = state.digest()
+        for state in running.poller().join(self.channel_name):
+            self.server_states[state.host.url] = state.digest()
             await self._send_frame(running.server_frame(state))
-        # Otherwise the poller's first reading is on its way to the whole group.
+        # The hosts not read yet: the poller's first reading is on its way to the group.
 
     async def disconnect(self, code):
         if self.joined:
@@ -70,9 +70,10 @@ class ModelsConsumer(AsyncWebsocketConsumer):
     async def models_frame(self, event):
         state = event.get("state")
         if state is not None:
-            if state == self.server_state:
-                return  # this page shows that state already
-            self.server_state = state
+            host = event.get("host", "")
+            if state == self.server_states.get(host):
+                return  # this page shows that state of that host already
+            self.server_states[host] = state
         # Frames arrive encoded once by their sender, whatever the number of sockets.
         await self.send(text_data=event["text"])
 

@@ -19,6 +19,11 @@ def event(frame: dict) -> dict:
     return {"type": EVENT, "text": encode(frame)}
 
 
+def local_event(host_url: str) -> dict:
+    """The installed models of this host changed: pages showing it fetch the list again."""
+    return event({"type": "local", "host": host_url})
+
+
 def pull_payload(pull: Pull, *, speed: float | None = None, eta: float | None = None) -> dict:
     """A pull as the page's script shows it. `speed` (bytes/s) and `eta` (seconds) are
     only known to the task doing the pull; a row read from the database has neither."""
@@ -26,6 +31,7 @@ def pull_payload(pull: Pull, *, speed: float | None = None, eta: float | None = 
     return {
         "id": str(pull.uuid),
         "model": pull.model,
+        "host": pull.host,
         "status": pull.status,
         "detail": pull.detail,
         "completed": pull.completed,

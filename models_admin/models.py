@@ -26,6 +26,9 @@ class Pull(models.Model):
     # Lower-cased `model`: Ollama looks names up case-insensitively, so "Llama3.2" and
     # "llama3.2:latest" are one pull (see the constraint below).
     key = models.CharField(max_length=640, editable=False)
+    # The Ollama host it was pulled to (one of OLLAMA_URLS, or OLLAMA_URL). Empty on the
+    # rows of older versions, which only ever pulled to the first host.
+    host = models.CharField(max_length=300, blank=True, default="")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -49,12 +52,12 @@ class Pull(models.Model):
             models.Index(fields=["-started"], name="pull_started"),
         ]
         constraints = [
-            # A second pull of a running model joins the first; the database makes sure
-            # two simultaneous requests cannot both start one.
+            # A second pull of a model running on the same host joins the first; the
+            # database makes sure two simultaneous requests cannot both start one.
             models.UniqueConstraint(
-                fields=["key"],
+                fields=["host", "key"],
                 condition=models.Q(status="running"),
-                name="one_running_pull_per_model",
+                name="one_running_pull_per_host_model",
             ),
         ]
 

@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from chat.ollama import OllamaError, OllamaUnavailable
+from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
 from models_admin import frames, server, services
 from models_admin.models import Pull
 from models_admin.server import describe
@@ -157,7 +157,9 @@ class PullJob:
     async def _relay(self) -> None:
         loop = asyncio.get_running_loop()
         await self._publish()  # the new pull shows on every staff page at once
-        async with aclosing(server.client().pull(self.pull.model)) as lines:
+        # Rows of older versions have no host: those pulls went to the first one.
+        client = OllamaClient(self.pull.host or server.url())
+        async with aclosing(client.pull(self.pull.model)) as lines:
             async for chunk in lines:
                 self.progress.feed(chunk, loop.time())
                 self._dirty.set()
@@ -215,8 +217,10 @@ class PullJob:
             pull.status, pull.error, pull.finished = status, error, timezone.now()
             await self._publish()
             if status == Status.DONE:
-                # The list of local models changed: every staff page refreshes it.
-                await self.layer.group_send(frames.GROUP, frames.event({"type": "local"}))
+                # The host's local models changed: the pages showing it refresh the list.
+                await self.layer.group_send(
+                    frames.GROUP, frames.local_event(pull.host or server.url())
+                )
         except Exception:
             log.exception("could not record the end of pull %s", pull.uuid)
         finally:
@@ -230,12 +234,15 @@ class PullJob:
 # --- used by views and consumers ------------------------------------------------------
 
 
-async def start_or_join(user, name: str) -> tuple[Pull, bool]:
-    """Start pulling `name` (already validated), or join the pull of it that is running."""
+async def start_or_join(user, name: str, host: server.Host) -> tuple[Pull, bool]:
+    """Start pulling `name` (already validated) to `host`, or join the pull of it to that
+    host that is running."""
     job = PullJob()
     await job.open()
     try:
-        pull, created = await database_sync_to_async(services.start_pull)(user, name, job.channel)
+        pull, created = await database_sync_to_async(services.start_pull)(
+            user, name, job.channel, host.url
+        )
     except BaseException:
         job.discard()
         raise

@@ -67,9 +67,12 @@ def running_pulls() -> list[Pull]:
     return list(Pull.objects.select_related("requested_by").filter(status=Status.RUNNING))
 
 
-def start_pull(user: AbstractBaseUser, name: str, task_channel: str) -> tuple[Pull, bool]:
+def start_pull(
+    user: AbstractBaseUser, name: str, task_channel: str, host: str = ""
+) -> tuple[Pull, bool]:
     """(the pull, True) for a new pull; (the running one, False) when this model is
-    already being pulled, so the caller joins it instead of starting another."""
+    already being pulled to this host, so the caller joins it instead of starting
+    another. `host` is the Ollama host's URL."""
     model = normalize_name(name)
     key = model.lower()
     recover_stale_pulls()
@@ -77,7 +80,7 @@ def start_pull(user: AbstractBaseUser, name: str, task_channel: str) -> tuple[Pu
         with transaction.atomic():
             running = (
                 Pull.objects.select_related("requested_by")
-                .filter(key=key, status=Status.RUNNING)
+                .filter(host=host, key=key, status=Status.RUNNING)
                 .first()
             )
             if running is not None:
@@ -85,6 +88,7 @@ def start_pull(user: AbstractBaseUser, name: str, task_channel: str) -> tuple[Pu
             pull = Pull.objects.create(
                 model=model,
                 key=key,
+                host=host,
                 requested_by=user,
                 task_channel=task_channel,
                 heartbeat=timezone.now(),
@@ -93,7 +97,7 @@ def start_pull(user: AbstractBaseUser, name: str, task_channel: str) -> tuple[Pu
     except IntegrityError:
         # Another request started the same pull between our check and our insert.
         return Pull.objects.select_related("requested_by").get(
-            key=key, status=Status.RUNNING
+            host=host, key=key, status=Status.RUNNING
         ), False
 
 

@@ -4,9 +4,14 @@ Views are async: they wait on Ollama without holding a thread, and a pull starte
 is a task on the server's event loop that outlives the request. Actions are POSTs that
 answer JSON to the page's script (Accept: application/json) and redirect with a message
 otherwise, so every button also works without JavaScript.
+
+With several Ollama hosts every page and action is about one of them, chosen by index
+(`?host=1` on pages, a `host` field in forms; see models_admin/server.py); none means the
+first, and an index that names no host is a 404.
 """
 
 import asyncio
+from dataclasses import dataclass
 from functools import wraps
 
 from asgiref.sync import sync_to_async
@@ -69,7 +74,13 @@ def _back(request) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
-    return reverse("models_admin:index")
+    host = server.from_request(request)
+    return reverse("models_admin:index") + host.query
+
+
+def _on(host: server.Host) -> str:
+    """ " on <url>" when there are several hosts, to say which one a message is about."""
+    return f" on {host.url}" if server.several() else ""
 
 
 def _result(request, ok: bool, message: str, status: int = 200, **extra) -> HttpResponse:
@@ -100,40 +111,75 @@ def _ollama_failed(request, doing: str, exc: Exception) -> HttpResponse:
     return _result(request, False, f"Could not {doing}. {describe(exc)}", status=status)
 
 
-async def _local_changed() -> None:
-    await get_channel_layer().group_send(frames.GROUP, frames.event({"type": "local"}))
+async def _local_changed(host: server.Host) -> None:
+    await get_channel_layer().group_send(frames.GROUP, frames.local_event(host.url))
 
 
 # --- pages ----------------------------------------------------------------------------
 
 
-async def _tags() -> tuple[list[dict], str]:
-    try:
-        return await server.client().list_models(), ""
-    except (OllamaUnavailable, OllamaError) as exc:
-        return [], describe(exc)
+@dataclass
+class Survey:
+    """One host as the models page shows it."""
+
+    host: server.Host
+    state: running.ServerState
+    tags: list[dict] | None  # None: could not be read
+    tags_error: str
+
+    @property
+    def installed(self) -> int | None:
+        return len(self.tags) if self.tags is not None and self.state.ok else None
+
+    @property
+    def loaded(self) -> int | None:
+        return len(self.state.running) if self.state.ok else None
+
+
+async def _survey(host: server.Host) -> Survey:
+    async def tags():
+        try:
+            return await host.client().list_models(), ""
+        except (OllamaUnavailable, OllamaError) as exc:
+            return None, describe(exc)
+
+    (models, error), state = await asyncio.gather(tags(), running.fetch_state(host))
+    return Survey(host, state, models, error)
 
 
 @staff_required
 @require_GET
 async def index(request):
+    host = server.from_request(request)
+    partial = request.GET.get("partial")
     sort = request.GET.get("sort", "name")
     sort = sort if sort in present.SORT_KEYS else "name"
     descending = request.GET.get("order") == "desc"
-    (tags, tags_error), state = await asyncio.gather(_tags(), running.fetch_state())
+    several = server.several()
+    if partial == "local" or not several:
+        surveys = [await _survey(host)]
+    else:
+        # Every host for the hosts table, at once; the chosen one's lists come with it.
+        surveys = await asyncio.gather(*(_survey(h) for h in server.hosts()))
+    if partial == "hosts":
+        # The page's script asks for this when a host's models changed or it came back.
+        return await _render(request, "models_admin/_hosts.html", {"hosts": surveys, "host": host})
+    chosen = next(survey for survey in surveys if survey.host == host)
+    state = chosen.state
     context = {
         **running.context(state),
-        "local": present.local_models(tags, state.running, sort, descending),
-        "tags_error": tags_error if state.reachable else "",
+        "local": present.local_models(chosen.tags or [], state.running, sort, descending),
+        "tags_error": chosen.tags_error if state.reachable else "",
         "sort": sort,
         "descending": descending,
         "sort_columns": present.SORT_COLUMNS,
         "keep_alive": KEEP_ALIVE,
         "default_keep_alive": DEFAULT_KEEP_ALIVE,
     }
-    if request.GET.get("partial") == "local":
+    if partial == "local":
         # The page's script asks for this when a `local` frame says the list changed.
         return await _render(request, "models_admin/_local.html", context)
+    context["hosts"] = surveys if several else []
     context["pulls"] = await database_sync_to_async(services.recent_pulls)()
     return await _render(request, "models_admin/index.html", context)
 
@@ -141,13 +187,20 @@ async def index(request):
 @staff_required
 @require_GET
 async def detail(request):
+    host = server.from_request(request)
     name = request.GET.get("model", "")
-    context = {"name": name, "keep_alive": KEEP_ALIVE, "default_keep_alive": DEFAULT_KEEP_ALIVE}
+    context = {
+        "name": name,
+        "host": host,
+        "several_hosts": server.several(),
+        "keep_alive": KEEP_ALIVE,
+        "default_keep_alive": DEFAULT_KEEP_ALIVE,
+    }
     if not is_valid_model_name(name):
         context["error"] = f"“{name[:100]}” is not a valid model name."
         return await _render(request, "models_admin/detail.html", context, status=400)
     try:
-        show = await server.client().show(name)
+        show = await host.client().show(name)
     except (OllamaUnavailable, OllamaError) as exc:
         status = 503 if isinstance(exc, OllamaUnavailable) else 404 if exc.status == 404 else 502
         context["error"] = f"Could not read “{name}”. {describe(exc)}"
@@ -163,15 +216,17 @@ async def detail(request):
 @staff_required
 @require_POST
 async def pull(request):
+    host = server.from_request(request)
     name = request.POST.get("model", "").strip()
     if not is_valid_model_name(name):
         return _invalid_name(request, name)
-    job, created = await pulls.start_or_join(request.user, name)
+    job, created = await pulls.start_or_join(request.user, name, host)
     payload = frames.pull_payload(job)
     if created:
-        return _result(request, True, f"Pulling “{job.model}”…", status=202, pull=payload)
+        message = f"Pulling “{job.model}”{_on(host)}…"
+        return _result(request, True, message, status=202, pull=payload)
     by = f" by {payload['by']}" if payload["by"] else ""
-    message = f"“{job.model}” is already being pulled (started{by}); showing that pull."
+    message = f"“{job.model}” is already being pulled{_on(host)} (started{by}); showing that pull."
     return _result(request, True, message, status=200, pull=payload)
 
 
@@ -191,6 +246,7 @@ async def cancel_pull(request, pull_uuid):
 @staff_required
 @require_POST
 async def load(request):
+    host = server.from_request(request)
     name = request.POST.get("name", "")
     keep_alive = request.POST.get("keep_alive", DEFAULT_KEEP_ALIVE)
     if not is_valid_model_name(name):
@@ -198,31 +254,33 @@ async def load(request):
     if keep_alive not in KEEP_ALIVE:
         return _result(request, False, "Pick how long the model stays loaded.", status=400)
     try:
-        await server.client().load(name, -1 if keep_alive == "-1" else keep_alive)
+        await host.client().load(name, -1 if keep_alive == "-1" else keep_alive)
     except (OllamaUnavailable, OllamaError) as exc:
-        return _ollama_failed(request, f"load “{name}”", exc)
-    await running.refresh()
+        return _ollama_failed(request, f"load “{name}”{_on(host)}", exc)
+    await running.refresh(host)
     if keep_alive == "-1":
-        return _result(request, True, f"Loaded “{name}”; it stays in memory until unloaded.")
-    return _result(
-        request,
-        True,
-        f"Loaded “{name}”; it stays in memory for {KEEP_ALIVE[keep_alive]} after its last use.",
-    )
+        message = f"Loaded “{name}”{_on(host)}; it stays in memory until unloaded."
+    else:
+        message = (
+            f"Loaded “{name}”{_on(host)}; it stays in memory for {KEEP_ALIVE[keep_alive]} "
+            "after its last use."
+        )
+    return _result(request, True, message)
 
 
 @staff_required
 @require_POST
 async def unload(request):
+    host = server.from_request(request)
     name = request.POST.get("name", "")
     if not is_valid_model_name(name):
         return _invalid_name(request, name)
     try:
-        await server.client().unload(name)
+        await host.client().unload(name)
     except (OllamaUnavailable, OllamaError) as exc:
-        return _ollama_failed(request, f"unload “{name}”", exc)
-    await running.refresh()
-    return _result(request, True, f"Unloaded “{name}”.")
+        return _ollama_failed(request, f"unload “{name}”{_on(host)}", exc)
+    await running.refresh(host)
+    return _result(request, True, f"Unloaded “{name}”{_on(host)}.")
 
 
 @staff_required
@@ -231,40 +289,42 @@ async def delete(request):
     """GET: the confirmation, naming the conversations that use the model. POST: delete."""
     # The page links here with ?model=; the form posts `name` (on the models page
     # `input[name=model]` is the pull box alone: a stable hook for end-to-end tests).
+    host = server.from_request(request)
     if request.method == "POST":
         name = request.POST.get("name", "")
     else:
         name = request.GET.get("model", "")
+    context = {"name": name, "host": host, "several_hosts": server.several()}
     if not is_valid_model_name(name):
         if request.method == "POST":
             return _invalid_name(request, name)
-        context = {"name": name, "error": f"“{name[:100]}” is not a valid model name."}
+        context["error"] = f"“{name[:100]}” is not a valid model name."
         return await _render(request, "models_admin/delete.html", context, status=400)
     if request.method == "GET":
-        count = await database_sync_to_async(services.conversations_using)(name)
-        return await _render(
-            request, "models_admin/delete.html", {"name": name, "conversations": count}
-        )
+        context["conversations"] = await database_sync_to_async(services.conversations_using)(name)
+        return await _render(request, "models_admin/delete.html", context)
     try:
-        await server.client().delete(name)
+        await host.client().delete(name)
     except (OllamaUnavailable, OllamaError) as exc:
-        return _ollama_failed(request, f"delete “{name}”", exc)
-    await _local_changed()
-    await running.refresh()  # a deleted model is unloaded too
-    return _result(request, True, f"Deleted “{name}” from the Ollama server.")
+        return _ollama_failed(request, f"delete “{name}”{_on(host)}", exc)
+    await _local_changed(host)
+    await running.refresh(host)  # a deleted model is unloaded too
+    where = f" at {host.url}" if server.several() else ""
+    return _result(request, True, f"Deleted “{name}” from the Ollama server{where}.")
 
 
 @staff_required
 @require_POST
 async def copy(request):
+    host = server.from_request(request)
     source = request.POST.get("name", "")
     destination = request.POST.get("destination", "").strip()
     for name in (source, destination):
         if not is_valid_model_name(name):
             return _invalid_name(request, name)
     try:
-        await server.client().copy(source, destination)
+        await host.client().copy(source, destination)
     except (OllamaUnavailable, OllamaError) as exc:
-        return _ollama_failed(request, f"copy “{source}” to “{destination}”", exc)
-    await _local_changed()
-    return _result(request, True, f"Copied “{source}” to “{destination}”.")
+        return _ollama_failed(request, f"copy “{source}” to “{destination}”{_on(host)}", exc)
+    await _local_changed(host)
+    return _result(request, True, f"Copied “{source}” to “{destination}”{_on(host)}.")

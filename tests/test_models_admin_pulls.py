@@ -83,8 +83,11 @@ async def test_progress_is_relayed_summed_over_layers_and_throttled(fake, staff,
     assert final["status"] == "done" and final["error"] == ""
     assert final["completed"] == final["total"] == TINYLLAMA_BYTES
     assert final["by"] == "admin"
-    # Every page is told to refresh its list of local models.
-    assert (await frames_until(socket, lambda f: f["type"] == "local"))[-1] == {"type": "local"}
+    # Every page showing that host is told to refresh its list of local models.
+    assert (await frames_until(socket, lambda f: f["type"] == "local"))[-1] == {
+        "type": "local",
+        "host": fake.url,
+    }
 
     saved = await row(pull_id)
     assert (saved.status, saved.completed, saved.total) == (
@@ -93,7 +96,7 @@ async def test_progress_is_relayed_summed_over_layers_and_throttled(fake, staff,
         TINYLLAMA_BYTES,
     )
     assert saved.requested_by == staff_user and saved.finished is not None
-    assert saved.task_channel == ""
+    assert saved.task_channel == "" and saved.host == fake.url
     assert "tinyllama:latest" in fake.models
     assert pull_requests(fake)[0].body == {
         "model": "tinyllama:latest",

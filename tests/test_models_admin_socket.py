@@ -154,7 +154,8 @@ async def test_delete_and_copy_tell_every_page_to_refresh_its_list(
     await async_client.aforce_login(staff_user)
     await async_client.post("/models/copy/", {"name": "llava", "destination": "llava-copy"})
     assert (await frames_until(communicator, lambda f: f["type"] == "local"))[-1] == {
-        "type": "local"
+        "type": "local",
+        "host": fake.url,
     }
     await async_client.post("/models/delete/", {"name": "llava-copy"})
     await frames_until(communicator, lambda f: f["type"] == "local")

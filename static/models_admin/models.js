@@ -1,6 +1,8 @@
 // The models page: pulls with live progress, what is loaded (with a countdown to its
-// unloading), the installed models. Everything live arrives over /ws/models/; this page
-// never polls Ollama (docs/models-admin.md).
+// unloading), the installed models, and with several Ollama hosts a table of them. The
+// lists are those of one host (`data-host-url`); frames name the host they are about.
+// Everything live arrives over /ws/models/; this page never polls Ollama
+// (docs/models-admin.md).
 import { enhanceForms } from "./actions.js";
 import { formatCountdown } from "./format.js";
 import { showPull } from "./pulls.js";
@@ -13,6 +15,8 @@ const cancelUrl = pullList.dataset.cancelUrl;
 const statusBox = document.getElementById("server-status");
 const runningBox = document.getElementById("running");
 const localBox = document.getElementById("local");
+const hostsBox = document.getElementById("hosts"); // only with several hosts
+const hostUrl = document.getElementById("models-head").dataset.hostUrl;
 
 // --- markup pushed by the server (our own templates, escaped by Django) ---------------
 
@@ -63,21 +67,51 @@ function markLoaded(names) {
 }
 
 let lastRunning = [];
-let localRequest = 0;
+const requests = { local: 0, hosts: 0 };
 
-async function refreshLocal() {
-  // The sort order in the address bar is kept.
-  const request = ++localRequest;
+async function fetchPartial(name) {
+  // The host and the sort order in the address bar are kept.
+  const request = ++requests[name];
   const query = new URLSearchParams(location.search);
-  query.set("partial", "local");
+  query.set("partial", name);
   try {
     const response = await fetch(`${location.pathname}?${query}`, { credentials: "same-origin" });
-    if (!response.ok || request !== localRequest) return;
-    replaceWithHtml(localBox, await response.text());
-    markLoaded(lastRunning);
+    if (!response.ok || request !== requests[name]) return null;
+    return await response.text();
   } catch {
-    // The next change, or a reload, brings the list back.
+    return null; // the next change, or a reload, brings the list back
   }
+}
+
+async function refreshLocal() {
+  const html = await fetchPartial("local");
+  if (html === null) return;
+  replaceWithHtml(localBox, html);
+  markLoaded(lastRunning);
+}
+
+async function refreshHosts() {
+  const html = await fetchPartial("hosts");
+  if (html !== null && hostsBox) replaceWithHtml(hostsBox, html);
+}
+
+function hostRow(url) {
+  return hostsBox?.querySelector(`tr[data-host-url="${CSS.escape(url)}"]`) ?? null;
+}
+
+/** A host's row in the hosts table follows its `server` frames. */
+function showHostState(frame) {
+  const row = hostRow(frame.host);
+  if (!row) return;
+  const ok = frame.reachable && !frame.error;
+  if (row.dataset.reachable !== String(ok)) {
+    // Gone or back: its count of installed models is only known to the server.
+    row.dataset.reachable = String(ok);
+    refreshHosts();
+  }
+  replaceWithHtml(row.querySelector(".host-state"), frame.host_state_html);
+  row.querySelector(".host-version").textContent = frame.version || "—";
+  row.querySelector(".host-loaded").textContent = ok ? String(frame.running.length) : "—";
 }
 
 function onFrame(frame) {
@@ -87,13 +121,16 @@ function onFrame(frame) {
   } else if (frame.type === "pull") {
     showPull(pullList, frame.pull, cancelUrl);
   } else if (frame.type === "server") {
+    showHostState(frame);
+    if (frame.host !== hostUrl) return; // another host's lists are not on this page
     replaceWithHtml(statusBox, frame.status_html);
     replaceWithHtml(runningBox, frame.running_html);
     startCountdowns(runningBox);
     lastRunning = frame.running.map((model) => model.name);
     markLoaded(lastRunning);
   } else if (frame.type === "local") {
-    refreshLocal();
+    if (hostsBox) refreshHosts(); // its count of installed models
+    if (frame.host === hostUrl) refreshLocal();
   }
 }
 

@@ -57,7 +57,9 @@ function build(row, pull, cancelUrl) {
   const when = started
     ? started.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" })
     : "";
-  meta.textContent = [pull.by ? `by ${pull.by}` : "", when].filter(Boolean).join(", ");
+  // With several hosts (data-show-host on the list), the host it was pulled to.
+  const host = row.closest("[data-show-host]") && pull.host ? `on ${pull.host}` : "";
+  meta.textContent = [host, pull.by ? `by ${pull.by}` : "", when].filter(Boolean).join(", ");
   head.append(element("strong", "pull-model", pull.model), element("span", "pull-state"), meta);
   if (pull.status === "running") head.append(cancelForm(cancelUrl.replace(/0{8}-0{4}-0{4}-0{4}-0{12}/, pull.id)));
   row.replaceChildren(

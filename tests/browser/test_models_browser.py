@@ -1,5 +1,6 @@
 """What a staff member sees on the models page in Chromium: a pull's bar moving to done,
-the model in the list and in the chat's picker; load, the countdown, unload."""
+the model in the list and in the chat's picker; load, the countdown, unload; with two
+Ollama hosts, choosing one and seeing each host's changes land in the right place."""
 
 import re
 import subprocess
@@ -9,7 +10,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT
+from tests.browser.conftest import ROOT, _free_port, _wait_for_port
+from tests.fake_ollama import FakeOllama
 
 pytestmark = pytest.mark.browser
 
@@ -156,3 +158,131 @@ def test_delete_asks_first_and_the_model_leaves_the_list(staff_page, fake):
     expect(page.locator(".flash")).to_contain_text("Deleted “scratch:1b”")
     expect(page.locator("#local tr[data-model='scratch:1b']")).to_have_count(0)
     assert page.js_errors == []
+
+
+# --- two Ollama hosts -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host_b():
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def two_hosts_url(app_env, _fake_server, host_b, tmp_path_factory):
+    """A second Daphne with OLLAMA_URLS = the session's double (A), then host B; its own
+    database, so the two processes' pulls never meet."""
+    tmp = tmp_path_factory.mktemp("two-hosts")
+    env = {
+        **app_env,
+        "DATABASE_URL": f"sqlite:///{tmp / 'app.sqlite3'}",
+        "OLLAMA_URLS": f"{_fake_server.url},{host_b.url}",
+        "MODELS_POLL_SECONDS": "0.5",
+    }
+    for command in (["migrate", "--noinput", "--verbosity", "0"], ["shell", "-c", CREATE_STAFF]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def b(host_b):
+    host_b.reset()
+    host_b.version = "0.13.0"
+    host_b.remove_model("llava")
+    host_b.remove_model("qwen3")
+    host_b.add_model("mistral:7b", parameter_size="7B")
+    yield host_b
+    host_b.start()  # if a test stopped it
+    host_b.reset()
+
+
+def test_two_hosts_choose_one_and_each_change_lands_in_its_place(browser, two_hosts_url, fake, b):
+    context = browser.new_context(base_url=two_hosts_url)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/login/?next=/models/")
+    page.fill("input[name=username]", STAFF)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/models/")
+
+    row_a = page.locator(f"#hosts tr[data-host-url='{fake.url}']")
+    row_b = page.locator(f"#hosts tr[data-host-url='{b.url}']")
+    expect(row_a).to_contain_text("Reachable")
+    expect(row_a.locator(".host-installed")).to_have_text("3")
+    expect(row_b.locator(".host-version")).to_have_text("0.13.0")
+    expect(row_b.locator(".host-installed")).to_have_text("2")
+    expect(row_b.locator(".host-loaded")).to_have_text("0")
+
+    # Choose B: its lists, and every form and link acts on it.
+    row_b.locator("[data-testid=host-link]").click()
+    page.wait_for_url("**/models/?host=1")
+    expect(page.locator("[data-testid=server-status]")).to_contain_text(
+        f"Ollama 0.13.0 is running at {b.url}"
+    )
+    expect(page.locator("#local tr[data-model]")).to_have_count(2)
+    local = page.locator("#local tr[data-model='mistral:7b']")
+    local.locator("[data-testid=load]").click()
+    expect(page.locator("[data-testid=models-notice]")).to_contain_text(
+        f"Loaded “mistral:7b” on {b.url}"
+    )
+    expect(page.locator("#running tr[data-model='mistral:7b']")).to_be_visible()
+    expect(row_b.locator(".host-loaded")).to_have_text("1")
+    assert b.running_models() == ["mistral:7b"] and fake.running_models() == []
+
+    # Something loads a model on A: A's row says so, B's lists stay B's.
+    httpx.post(
+        f"{fake.url}/api/chat",
+        json={"model": "qwen3", "messages": [], "keep_alive": -1, "stream": False},
+    ).raise_for_status()
+    expect(row_a.locator(".host-loaded")).to_have_text("1", timeout=6000)
+    expect(page.locator("#running tr[data-model]")).to_have_count(1)
+
+    # A pull on B: named with its host, and B's list and count grow, not A's.
+    b.pull_delay = 0.01
+    page.fill("input[name=model]", "tinyllama")
+    page.click("[data-testid=pull]")
+    pull = page.locator("li.pull").first
+    expect(pull.locator(".pull-meta")).to_contain_text(f"on {b.url}")
+    expect(pull).to_have_attribute("data-status", "done", timeout=10_000)
+    expect(page.locator("#local tr[data-model='tinyllama:latest']")).to_be_visible()
+    expect(row_b.locator(".host-installed")).to_have_text("3")
+    expect(row_a.locator(".host-installed")).to_have_text("3")
+    assert "tinyllama:latest" not in fake.models
+
+    # B goes down: its row and this page's status say so; A is still fine. Then it is back.
+    b.stop()
+    expect(row_b).to_have_attribute("data-reachable", "false", timeout=6000)
+    expect(row_b.locator(".host-state")).to_contain_text("Not reachable.")
+    expect(page.locator("[data-testid=server-status]")).to_contain_text(
+        f"Ollama is not reachable at {b.url}"
+    )
+    expect(row_a).to_have_attribute("data-reachable", "true")
+    b.start()
+    expect(row_b).to_have_attribute("data-reachable", "true", timeout=6000)
+    expect(row_b.locator(".host-installed")).to_have_text("3")
+    assert errors == []
+    context.close()

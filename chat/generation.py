@@ -109,6 +109,7 @@ class Generation:
         self._last_flush = 0.0
         self._stop_requested = False
         self._relay_task: asyncio.Task | None = None
+        self._listener: asyncio.Task | None = None
         self.task: asyncio.Task | None = None
         self.stats: dict = {}
         self._received = False  # any chunk from Ollama yet (then no other host may take over)
@@ -121,11 +122,15 @@ class Generation:
         # that read's lock away from the sockets' channels for seconds at a time.
         self.channel = await self.layer.new_channel()
         _running[self.channel] = self
+        # Listening from now on: a pub/sub layer only delivers to channels already
+        # subscribed, and a stop may come as soon as the row exists.
+        self._listener = asyncio.create_task(self._listen())
         return self.channel
 
     def discard(self) -> None:
         """The answer was refused before it started."""
         _running.pop(self.channel, None)
+        self._listener.cancel()
 
     def start(
         self, message: Message, history: list[dict], request: dict, extra: dict | None = None
@@ -167,11 +172,13 @@ class Generation:
     async def _run(self, history: list[dict], options: dict) -> None:
         await self._publish({"type": "start", "message": {**self.payload(), **self._extra}})
         helpers = [
-            asyncio.create_task(self._listen()),
+            self._listener,
             asyncio.create_task(self._flush_loop()),
             asyncio.create_task(self._checkpoint_loop()),
         ]
         self._relay_task = asyncio.create_task(self._relay(history, options))
+        if self._stop_requested:  # stopped before it began
+            self._relay_task.cancel()
         status, error, cancelled = Status.COMPLETE, "", False
         try:
             await self._relay_task
@@ -282,7 +289,7 @@ class Generation:
                 self._stop_requested = True
                 if self._relay_task:
                     self._relay_task.cancel()  # closes the HTTP stream: Ollama stops
-            elif kind == "generation.snapshot":
+            elif kind == "generation.snapshot" and self.message is not None:
                 frame = {"type": "snapshot", "message": self.payload()}
                 await self.layer.send(
                     event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}

@@ -92,13 +92,15 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Pub/sub: one round trip per message and no shared per-process queue to
+            # overflow; the list-based layer lost frames at 200 streams
+            # (docs/benchmarks.md). Frames are live data: a socket that was not
+            # listening catches up from the snapshot, so nothing needs storing.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 reads with a 5 s timeout by default, which breaks the layer's
-                # blocking BZPOPMIN receive (channels_redis#422): wait as long as it takes.
+                # redis-py 8 reads with a 5 s timeout by default, which would cut the
+                # layer's long reads (channels_redis#422): wait as long as it takes.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-                "capacity": 1000,
-                "expiry": 30,
             },
         }
     }
@@ -106,9 +108,10 @@ if REDIS_URL:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    # One process only: the in-memory layer does not cross processes.
+    # One process only: the in-memory layer does not cross processes (chat.layers: the
+    # same, with its expiry sweep made cheap).
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {"BACKEND": "chat.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -447,3 +447,21 @@ def test_opening_a_conversation_takes_the_same_queries_for_10_or_1000_messages(
         response = client.get(f"/c/{large.uuid}/")
     assert response.content.count(b'data-role="assistant"') == 500
     assert b"message 999" in response.content
+
+
+@pytest.mark.django_db
+def test_starting_an_answer_takes_the_same_queries_for_10_or_1000_messages(user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for turns in (10, 1000):
+        conversation = _long_conversation(user, turns)
+        with CaptureQueriesContext(connection) as queries:
+            started = services.start_answer(
+                user, conversation.uuid, "One more?", "llama3.2", task_channel=f"t{turns}"
+            )
+        counts.append(len(queries.captured_queries))
+        assert len(started.history) == turns + 1
+        Message.objects.filter(id=started.answer.id).update(status="complete")
+    assert counts[0] == counts[1]

@@ -17,7 +17,9 @@ from chat.services.conversations import get_conversation_for_user
 def _tree(conversation: Conversation, fields: tuple[str, ...] | None = None):
     messages = conversation.messages.order_by("id")
     if fields:
-        messages = messages.only("id", "parent_id", *fields)
+        # conversation_id too: Attachment lookups by message read it, and a deferred
+        # field costs one query per message.
+        messages = messages.only("id", "parent_id", "conversation_id", *fields)
     messages = list(messages)
     children: dict[int | None, list[Message]] = defaultdict(list)
     for message in messages:

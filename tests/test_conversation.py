@@ -10,6 +10,7 @@ from django.test import Client
 
 from chat import services
 from chat.models import Attachment, Conversation, Message
+from chat.views.conversation import WINDOW
 from tests.conftest import add_turns, connect, receive, receive_until, text_of
 from tests.fake_ollama import Reply
 
@@ -445,8 +446,35 @@ def test_opening_a_conversation_takes_the_same_queries_for_10_or_1000_messages(
         assert client.get(f"/c/{small.uuid}/").status_code == 200
     with django_assert_num_queries(len(few.captured_queries)):
         response = client.get(f"/c/{large.uuid}/")
-    assert response.content.count(b'data-role="assistant"') == 500
+    # The last WINDOW messages; the rest on demand.
+    assert response.content.count(b"<article") == WINDOW
     assert b"message 999" in response.content
+    assert b"message 849" not in response.content
+    assert b'data-testid="show-earlier"' in response.content
+
+
+@pytest.mark.django_db
+def test_earlier_messages_load_on_demand_and_a_search_hit_opens_rendered(user, other_user):
+    client = browser_for(user)
+    conversation = _long_conversation(user, 400)
+    branch = list(Message.objects.filter(conversation=conversation).order_by("id"))
+    first_shown = branch[-WINDOW]
+    earlier = client.get(f"/c/{conversation.uuid}/messages/?before={first_shown.uuid}").json()
+    assert earlier["html"].count("<article") == WINDOW
+    assert "message 249" in earlier["html"] and "message 250" not in earlier["html"]
+    assert f'data-before="{branch[-2 * WINDOW].uuid}"' in earlier["html"]
+    oldest = client.get(f"/c/{conversation.uuid}/messages/?before={branch[-2 * WINDOW].uuid}")
+    assert oldest.json()["html"].count("<article") == 400 - 2 * WINDOW
+    assert "show-earlier" not in oldest.json()["html"]
+    # A search hit far back opens with it on the page.
+    page = client.get(f"/c/{conversation.uuid}/?around={branch[10].uuid}")
+    assert f'id="m-{branch[10].uuid}"'.encode() in page.content
+    # Strangers get nothing.
+    stranger = browser_for(other_user)
+    assert (
+        stranger.get(f"/c/{conversation.uuid}/messages/?before={first_shown.uuid}").status_code
+        == 404
+    )
 
 
 @pytest.mark.django_db

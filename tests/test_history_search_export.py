@@ -99,7 +99,7 @@ def test_a_hit_opens_the_conversation_at_the_message_on_its_branch(owner, sky):
     old = sky.old_answer
     response = owner.get(f"/c/{sky.uuid}/m/{old.uuid}/")
     assert response.status_code == 302
-    assert response["Location"] == f"/c/{sky.uuid}/#m-{old.uuid}"
+    assert response["Location"] == f"/c/{sky.uuid}/?around={old.uuid}#m-{old.uuid}"
     page = owner.get(f"/c/{sky.uuid}/").content.decode()
     assert f'id="m-{old.uuid}"' in page  # the alternate holding the hit is now on screen
     assert "And at sunset?" not in page

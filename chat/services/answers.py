@@ -15,7 +15,6 @@ from chat import limits, protocol
 from chat.models import Attachment, Conversation, Message
 from chat.services.accounts import can_chat
 from chat.services.branches import annotate_alternates, history_for
-from chat.services.conversations import get_conversation_for_user
 
 Status = Message.Status
 Role = Message.Role
@@ -44,9 +43,13 @@ class StartedAnswer:
         # and the "< 2/3 >" alternates, which take queries.
         self.question_payload = None
         if self.question is not None:
-            self.question.images = list(self.question.attachments.all())
-            self.question_payload = protocol.message_payload(annotate_alternates(self.question))
-        annotate_alternates(self.answer)
+            if not hasattr(self.question, "images"):
+                self.question.images = list(self.question.attachments.order_by("id"))
+            if not hasattr(self.question, "alternate_count"):
+                annotate_alternates(self.question)
+            self.question_payload = protocol.message_payload(self.question)
+        if not hasattr(self.answer, "alternate_count"):
+            annotate_alternates(self.answer)
         self.answer_extra = {
             "parent": str(self.answer.parent.uuid) if self.answer.parent_id else None,
             "alternates": protocol.alternates_payload(self.answer),
@@ -60,7 +63,8 @@ def _title_from(text: str) -> str:
 
 def _open_for_answer(user: AbstractBaseUser, conversation_uuid) -> Conversation:
     """The conversation, locked, once every reason to refuse a new answer is ruled out."""
-    conversation = get_conversation_for_user(user, conversation_uuid)
+    if not user.is_authenticated:
+        raise Http404
     if not can_chat(user):
         raise AnswerRefused("pending", "Your account is waiting for an administrator's approval.")
     if not limits.hit(f"send:{user.pk}", settings.MESSAGES_PER_MINUTE, 60):
@@ -69,13 +73,23 @@ def _open_for_answer(user: AbstractBaseUser, conversation_uuid) -> Conversation:
             f"You are sending messages too fast (limit: {settings.MESSAGES_PER_MINUTE} a "
             "minute). Wait a moment; your text is still in the box.",
         )
-    # Serialise answers per conversation (PostgreSQL; SQLite's IMMEDIATE transactions
-    # serialise all writers anyway).
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    # The ownership lookup and the lock in one query: answers are serialised per
+    # conversation (PostgreSQL; SQLite's IMMEDIATE transactions serialise all writers).
+    try:
+        conversation = Conversation.objects.select_for_update().get(
+            uuid=conversation_uuid, owner=user
+        )
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
     recover_stale_answers(conversation=conversation)
-    if conversation.messages.filter(status=Status.STREAMING).exists():
+    streaming_in = list(
+        Message.objects.filter(conversation__owner=user, status=Status.STREAMING).values_list(
+            "conversation_id", flat=True
+        )
+    )
+    if conversation.id in streaming_in:
         raise AnswerRefused("busy", "An answer is still being written. Stop it or wait.")
-    running = Message.objects.filter(conversation__owner=user, status=Status.STREAMING).count()
+    running = len(streaming_in)
     if running >= settings.MAX_CONCURRENT_ANSWERS:
         raise AnswerRefused(
             "too_many_answers",
@@ -110,6 +124,7 @@ def _new_answer(conversation, parent, model, task_channel, fields: list[str]) ->
 
 
 def _attach(conversation, question: Message, image_uuids: list[str]) -> None:
+    question.images = []
     if not image_uuids:
         return
     found = Attachment.objects.filter(
@@ -118,6 +133,15 @@ def _attach(conversation, question: Message, image_uuids: list[str]) -> None:
     if found != len(set(image_uuids)):
         # Someone else's, already sent, or never uploaded: refuse the whole message.
         raise AnswerRefused("invalid", "An attached image was not found; attach it again.")
+    question.images = list(question.attachments.order_by("id"))
+
+
+def _only_child(message: Message) -> Message:
+    """A message added after the branch's last one has no alternates: say so without
+    asking the database (the branch's last message never has children of its own)."""
+    message.alternate_index = message.alternate_count = 1
+    message.previous_alternate = message.next_alternate = None
+    return message
 
 
 @transaction.atomic
@@ -143,6 +167,8 @@ def start_answer(
         conversation.title = _title_from(content)
         fields.append("title")
     answer = _new_answer(conversation, question, model, task_channel, fields)
+    _only_child(question)
+    _only_child(answer)
     return StartedAnswer(question, answer, history_for(conversation, question), conversation)
 
 

@@ -111,7 +111,8 @@ def open_message_view(request, conversation_uuid, message_uuid):
     """A search hit: the conversation, scrolled to the message, on the branch holding it."""
     services.open_at_message(request.user, conversation_uuid, message_uuid)
     url = reverse("chat:conversation", args=[conversation_uuid])
-    return redirect(f"{url}#m-{message_uuid}")
+    # ?around: a long conversation opens with the hit rendered, not only its last part.
+    return redirect(f"{url}?around={message_uuid}#m-{message_uuid}")
 
 
 # --- export and import ----------------------------------------------------------------

@@ -10,15 +10,15 @@ from chat import hosts, services
 from chat.models import Conversation
 from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
 from chat.settings_form import as_settings
-from chat.views.conversation import conversation_settings
+from chat.views.conversation import branch_context, conversation_settings
 
 
 def _page(request, conversation: Conversation | None):
     """The chat page; the sidebar fills itself (chat.sidebar, via its template tag)."""
-    messages = []
+    branch = {"chat_messages": [], "earlier_than": None}
     if conversation is not None:
         services.recover_stale_answers(conversation=conversation)
-        messages = services.branch(conversation)
+        branch = branch_context(conversation, around=request.GET.get("around"))
         model, panel = conversation.model, conversation_settings(conversation)
     else:
         defaults = services.user_defaults(request.user)
@@ -29,7 +29,8 @@ def _page(request, conversation: Conversation | None):
         "chat/chat.html",
         {
             "conversation": conversation,
-            "chat_messages": messages,
+            "chat_messages": branch["chat_messages"],
+            "earlier_than": branch["earlier_than"],
             "can_chat": services.can_chat(request.user),
             "page_data": {
                 "conversation": str(conversation.uuid) if conversation else None,

@@ -94,6 +94,21 @@ list.addEventListener("scroll", () => {
   state.stickToBottom = nearBottom();
 });
 
+// A long conversation opens with its last messages; older ones load on demand.
+list.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-testid=show-earlier]");
+  if (!button || !state.conversation) return;
+  button.disabled = true;
+  const before = encodeURIComponent(button.dataset.before);
+  const result = await requestJson(`/c/${state.conversation}/messages/?before=${before}`);
+  if (!result.ok) {
+    button.disabled = false;
+    showNotice(errorText(result, "Loading earlier messages"));
+    return;
+  }
+  thread.prepend(result.data.html, button);
+});
+
 onRendered(() => {
   if (state.stickToBottom) scrollToBottom();
 });

@@ -60,6 +60,25 @@ export class Thread {
     this.adopt();
   }
 
+  /**
+   * Earlier messages (the server's _messages.html for ?before=): they go above the ones
+   * shown, replacing the "Show earlier messages" button they answer, and the reading
+   * position stays where it was.
+   */
+  prepend(html, button) {
+    const parsed = new DOMParser().parseFromString(html, "text/html");
+    const nodes = [...parsed.body.childNodes];
+    const keep = this.list.scrollHeight - this.list.scrollTop;
+    button.closest(".show-earlier")?.replaceWith(...nodes);
+    for (const el of nodes) {
+      if (!(el instanceof HTMLElement) || !el.matches("article.msg[data-id]")) continue;
+      const view = MessageView.fromElement(el);
+      this.views.set(view.id, view);
+      view.invalidate();
+    }
+    this.list.scrollTop = this.list.scrollHeight - keep;
+  }
+
   add(view) {
     this.list.querySelector("#messages-empty")?.remove();
     this.list.append(view.el);

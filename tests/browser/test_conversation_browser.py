@@ -471,3 +471,45 @@ def test_maths_render_with_katex_and_a_broken_formula_shows_its_source(page, sig
     expect(answer.locator(".msg-body math")).to_have_count(2)
     expect(answer.locator(".math-error")).to_have_text("\\frac{<b>x</b>")
     assert page.js_errors == []
+
+
+def test_a_long_conversation_opens_at_its_end_and_shows_earlier_messages_on_demand(
+    page, signed_up, app_env
+):
+    import subprocess
+    import sys
+
+    from tests.browser.conftest import ROOT
+
+    seed = (
+        "from django.contrib.auth.models import User\n"
+        "from chat.models import Conversation, Message\n"
+        f"owner = User.objects.get(username={signed_up!r})\n"
+        "c = Conversation.objects.create(owner=owner, model='llama3.2', title='Long one')\n"
+        "parent = None\n"
+        "for i in range(400):\n"
+        "    parent = Message.objects.create(conversation=c, parent=parent,\n"
+        "        role='user' if i % 2 == 0 else 'assistant', content=f'line {i}')\n"
+        "c.current_leaf = parent\n"
+        "c.save()\n"
+        "print(c.uuid)\n"
+    )
+    uuid = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", seed],
+        cwd=ROOT,
+        env=app_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip().splitlines()[-1]
+    page.goto(f"/c/{uuid}/")
+    expect(page.locator("article.msg").last).to_contain_text("line 399")
+    shown = page.locator("article.msg").count()
+    assert shown < 400
+    page.click("[data-testid=show-earlier]")
+    expect(page.locator("article.msg")).to_have_count(min(400, 2 * shown))
+    page.click("[data-testid=show-earlier]")
+    expect(page.locator("article.msg")).to_have_count(400)
+    expect(page.locator("article.msg").first).to_contain_text("line 0")
+    expect(page.locator("[data-testid=show-earlier]")).to_have_count(0)
+    assert page.js_errors == []

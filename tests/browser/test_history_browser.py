@@ -100,7 +100,7 @@ def test_search_highlights_and_opens_the_conversation_at_the_hit(page, signed_up
     expect(page.locator("#conversation-nav")).to_be_hidden()
     results.locator("a.search-snippet").click()
 
-    page.wait_for_url(re.compile(rf"/c/[0-9a-f-]{{36}}/#m-{answer_id}$"))
+    page.wait_for_url(re.compile(rf"/c/[0-9a-f-]{{36}}/\?around={answer_id}#m-{answer_id}$"))
     target = page.locator(f"#m-{answer_id}")
     expect(target).to_have_class(re.compile("msg-target"))
     expect(target).to_be_in_viewport()

@@ -229,3 +229,10 @@ def test_the_admin_is_staff_only(client, user, staff_user):
     assert client.get("/admin/").status_code == 302
     client.force_login(staff_user)
     assert client.get("/admin/").status_code == 200
+
+
+def test_a_server_error_page_says_what_to_do(client, settings):
+    from django.template.loader import render_to_string
+
+    html = render_to_string("500.html")
+    assert "wait a few seconds and reload" in html

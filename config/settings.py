@@ -175,7 +175,7 @@ PULL_CHECKPOINT_SECONDS = env_float("PULL_CHECKPOINT_SECONDS", 1.0, minimum=0.05
 # --- static files, i18n, security -----------------------------------------------------
 
 STATIC_URL = "static/"
-STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = BASE_DIR / env_str("STATIC_ROOT", "staticfiles")  # an absolute path stays as is
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

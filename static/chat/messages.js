@@ -123,6 +123,7 @@ export class MessageView {
   /** Build a new article for a message frame's payload. */
   static create({ id, role, status = "complete", model = "", alternates = null, images = null, conversation }) {
     const el = document.createElement("article");
+    el.id = `m-${id}`; // the same anchor as server-rendered messages (search hits, links)
     el.className = `msg msg-${role}`;
     el.dataset.role = role;
     el.dataset.status = status;

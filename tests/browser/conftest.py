@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,9 @@ def app_env(_fake_server, tmp_path_factory):
     return env
 
 
-@pytest.fixture(scope="session")
-def live_url(app_env):
+@contextmanager
+def daphne(env: dict):
+    """A Daphne process serving the app with `env`; yields its base URL."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -76,7 +78,7 @@ def live_url(app_env):
             "config.asgi:application",
         ],
         cwd=ROOT,
-        env=app_env,
+        env=env,
     )
     try:
         _wait_for_port(port, process)
@@ -84,6 +86,12 @@ def live_url(app_env):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_url(app_env):
+    with daphne(app_env) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")

@@ -494,14 +494,18 @@ def test_a_long_conversation_opens_at_its_end_and_shows_earlier_messages_on_dema
         "c.save()\n"
         "print(c.uuid)\n"
     )
-    uuid = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", seed],
-        cwd=ROOT,
-        env=app_env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip().splitlines()[-1]
+    uuid = (
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", seed],
+            cwd=ROOT,
+            env=app_env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     page.goto(f"/c/{uuid}/")
     expect(page.locator("article.msg").last).to_contain_text("line 399")
     shown = page.locator("article.msg").count()

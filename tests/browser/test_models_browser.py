@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT, _free_port, _wait_for_port
+from tests.browser.conftest import ROOT, daphne
 from tests.fake_ollama import FakeOllama
 
 pytestmark = pytest.mark.browser
@@ -183,27 +183,8 @@ def two_hosts_url(app_env, _fake_server, host_b, tmp_path_factory):
     }
     for command in (["migrate", "--noinput", "--verbosity", "0"], ["shell", "-c", CREATE_STAFF]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with daphne(env) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,4 +14,9 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput --verbosity 0
 echo "Open http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ollama: ${OLLAMA_URL:-http://localhost:11434})"
-exec .venv/bin/daphne -b "${HOST:-127.0.0.1}" -p "${PORT:-8000}" config.asgi:application
+proxy_headers=()
+# Behind the reverse proxy of docs/deployment.md the client's address is the proxy's
+# X-Forwarded-For; anyone reaching Daphne directly could forge it, hence only then.
+behind_proxy="${BEHIND_PROXY:-false}"
+case "${behind_proxy,,}" in 1 | true | yes | on) proxy_headers=(--proxy-headers) ;; esac
+exec .venv/bin/daphne -b "${HOST:-127.0.0.1}" -p "${PORT:-8000}" "${proxy_headers[@]}" config.asgi:application

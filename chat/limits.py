@@ -16,9 +16,3 @@ def hit(key: str, limit: int, window: int) -> bool:
         cache.set(bucket, 1, timeout=window * 2)
         count = 1
     return count <= limit
-
-
-def peek(key: str, limit: int, window: int) -> bool:
-    """True while `key` is still under its limit, without counting."""
-    bucket = f"rate:{key}:{int(time.time() // window)}"
-    return (cache.get(bucket) or 0) < limit

@@ -1,10 +1,12 @@
 """Settings for the Ollama chat, all read from the environment (see .env.example)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.client_ip import parse_networks
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",  # log-in throttling: its tables of failed attempts (see "auth" below)
     "chat",
     "models_admin",
 ]
@@ -45,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a refused log-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -129,7 +134,34 @@ LOGOUT_REDIRECT_URL = "chat:login"
 
 # open: anyone may sign up; approval: new accounts wait for an administrator; closed: none.
 SIGNUP_MODE = env_choice("SIGNUP_MODE", "open", ("open", "approval", "closed"))
-LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 10, minimum=1)  # per 15 minutes
+
+# Log-in throttling with django-axes, on every log-in form (ours and /admin/login/): after
+# LOGIN_ATTEMPTS_LIMIT failures for one user name from one address, that pair is refused
+# for LOGIN_COOLOFF_MINUTES. Keyed by the pair so that neither an attacker guessing one
+# name (from elsewhere) nor one noisy address (everyone behind a NAT) locks others out.
+LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 10, minimum=1)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+# Proxies whose X-Forwarded-For is believed (addresses or networks). Empty: only the
+# connection's own address counts; see config/client_ip.py and docs/deployment.md.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+parse_networks(TRUSTED_PROXIES)  # fail at start-up on a typo
+AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out pair is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_ATTEMPTS_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt during the lockout does not start the wait again, so "try again in
+# N minutes" on the lockout page holds for the user who retried once too early.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "chat.views.accounts.locked_out"
+# Throttling needs only the failures; a row per successful log-in would grow forever and
+# keep every user's address and browser.
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- Ollama and chat limits -----------------------------------------------------------
 

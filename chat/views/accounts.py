@@ -1,17 +1,21 @@
-"""Sign-up, log-in and log-out, with Django auth and session cookies."""
+"""Sign-up, log-in and log-out, with Django auth and session cookies.
 
+Log-in throttling is django-axes (settings "auth"): it refuses a locked-out user name
+and address in the authentication backend, for our form and Django admin's alike, and
+answers with `locked_out` below.
+"""
+
+from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from chat import limits, services
-
-LOGIN_WINDOW = 15 * 60
+from chat import services
 
 
 def _signup_mode() -> str:
@@ -40,29 +44,7 @@ def signup(request):
     return render(request, "registration/signup.html", {"form": form, "mode": mode})
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Refuses to check passwords after too many failures for a name or an address."""
-
-    def clean(self):
-        username = (self.data.get("username") or "").lower()[:150]
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        keys = [f"login:user:{username}", f"login:addr:{address}"]
-        limit = settings.LOGIN_ATTEMPTS_LIMIT
-        if not all(limits.peek(key, limit, LOGIN_WINDOW) for key in keys):
-            raise self.get_invalid_login_error().__class__(
-                "Too many failed log-in attempts. Wait a few minutes and try again.",
-                code="throttled",
-            )
-        try:
-            return super().clean()
-        except Exception:
-            for key in keys:
-                limits.hit(key, limit, LOGIN_WINDOW)
-            raise
-
-
 class LoginView(auth_views.LoginView):
-    authentication_form = ThrottledAuthenticationForm
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs):
@@ -73,3 +55,21 @@ class LoginView(auth_views.LoginView):
 
 def pending(request):
     return render(request, "registration/pending.html")
+
+
+def locked_out(request, *_unused):
+    """The page for a refused log-in (AXES_LOCKOUT_CALLABLE): HTTP 429, in the app's
+    style, naming the user name and when to try again.
+
+    Axes passes (response, credentials) in one order when the request runs sync and
+    another when it runs async, so both are ignored: the name comes from the form.
+    """
+    minutes = int(get_cool_off(request).total_seconds() // 60)
+    context = {
+        "username": request.POST.get("username", "")[:150],
+        "limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": minutes,
+        # Back to the form this came from: ours or /admin/login/?next=...
+        "login_url": request.get_full_path(),
+    }
+    return render(request, "registration/locked_out.html", context, status=429)

@@ -63,8 +63,9 @@ def app_env(_fake_server, tmp_path_factory):
 
 
 @contextmanager
-def daphne(env: dict):
-    """A Daphne process serving the app with `env`; yields its base URL."""
+def daphne(env: dict, *options: str):
+    """A Daphne process serving the app with `env` (and extra Daphne `options`, e.g.
+    "--proxy-headers"); yields its base URL."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -75,6 +76,7 @@ def daphne(env: dict):
             "127.0.0.1",
             "-p",
             str(port),
+            *options,
             "config.asgi:application",
         ],
         cwd=ROOT,

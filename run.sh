@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
+# Whatever this server writes from here on (database, uploads) is for this account only;
+# the app makes its secrets private by itself too (config/private_files.py).
+umask 077
 [ -f .env ] && { set -a; . ./.env; set +a; }
 if [ -z "${SECRET_KEY:-}" ]; then
-  # A key of its own for this checkout, made once, so sessions survive restarts.
-  [ -f .secret_key ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key
-  SECRET_KEY=$(cat .secret_key)
+  # A key of its own for this checkout, made once (0600), so sessions survive restarts.
+  SECRET_KEY=$(.venv/bin/python -m config.private_files secret-key .secret_key)
   export SECRET_KEY
 fi
 .venv/bin/python manage.py migrate --noinput

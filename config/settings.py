@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "axes",  # log-in throttling: its tables of failed attempts (see "auth" below)
     "chat",
     "models_admin",
+    "config.apps.SiteConfig",  # start-up: private files (config/private_files.py)
 ]
 
 MIDDLEWARE = [
@@ -214,10 +215,17 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": env_str(
             "STATICFILES_STORAGE", "django.contrib.staticfiles.storage.StaticFilesStorage"
-        )
+        ),
+        # Public by nature (and maybe served by a web server of another account), unlike
+        # the uploads below.
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
     },
 }
 MEDIA_ROOT = BASE_DIR / env_str("MEDIA_DIR", "media")
+# Uploaded images are people's data: readable by this account only, whatever the umask
+# (Django's default makes files 0644). MEDIA_ROOT itself is made 0700 by the first upload.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

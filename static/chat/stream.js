@@ -87,7 +87,10 @@ export class Stream {
       return;
     }
     view.seq = frame.seq;
-    view.append(frame.content, frame.thinking);
+    // `replace`: what was shown as the answer was reasoning (a lone </think>); the frame
+    // carries both texts whole.
+    if (frame.replace) view.replace(frame.content, frame.thinking);
+    else view.append(frame.content, frame.thinking);
   }
 
   snapshot(message) {

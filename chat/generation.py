@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import hosts, services, titles
+from chat import context_window, hosts, protocol, services, titles
 from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
@@ -111,6 +111,7 @@ class Generation:
         self.task: asyncio.Task | None = None
         self.stats: dict = {}
         self._received = False  # any chunk from Ollama yet (then no other host may take over)
+        self._window_task: asyncio.Task | None = None  # context_window.effective()
 
     async def open(self) -> str:
         """Get the task channel and register it before the row exists, so that stale
@@ -181,6 +182,8 @@ class Generation:
             log.exception("answer %s failed", self.message.uuid)
             status, error = Status.FAILED, explain(exc, self.message.model)
         finally:
+            if self._window_task is not None:
+                helpers.append(self._window_task)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -240,6 +243,10 @@ class Generation:
                     if not self._received:
                         self._received = True
                         _leave_queue(self)  # let the next one in line move up
+                        # Asked now, while the model is loaded with this request's context.
+                        self._window_task = asyncio.create_task(
+                            context_window.effective(url, message.model, request.get("options"))
+                        )
                     delta = chunk.get("message") or {}
                     content, thinking = delta.get("content") or "", delta.get("thinking") or ""
                     if content or thinking:
@@ -255,12 +262,17 @@ class Generation:
         raise OllamaUnavailable("Ollama ended the answer before finishing it")
 
     async def _record_stats(self, chunk: dict, seconds: float) -> None:
-        """Ollama's numbers from the final chunk, with ours: thinking and wall time."""
+        """Ollama's numbers from the final chunk, with ours: thinking and wall time, and
+        the context window looked up since the first token."""
         self.stats = {key: chunk[key] for key in STAT_FIELDS if key in chunk}
         thinking_ms = self.text.thinking_ms(asyncio.get_running_loop().time())
         if thinking_ms is not None:
             self.stats["thinking_ms"] = thinking_ms
         self.stats["wall_ms"] = round(seconds * 1000)
+        task, self._window_task = self._window_task, None
+        window = await context_window.settle(task)
+        if window:
+            self.stats["context_window"] = window
 
     def _take(self, split: Split, now: float) -> None:
         if self.text.take(split, now):
@@ -333,6 +345,7 @@ class Generation:
                 "status": status,
                 "error": error,
                 "stats": self.stats,
+                "notes": protocol.answer_notes(self.stats),
                 "seq": self.seq,
             }
             await self._publish(frame)

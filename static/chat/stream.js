@@ -118,7 +118,7 @@ export class Stream {
       this.setView(view);
       this.drain();
     } else {
-      view.finish(message.status, message.error, message.stats);
+      view.finish(message.status, message.error, message.stats, message.notes);
       if (this.view === view) {
         this.setView(null);
         this.buffered = [];
@@ -149,7 +149,7 @@ export class Stream {
     }
     if (this.view === view) this.drain();
     const missed = Number.isInteger(frame.seq) && (view.seq === null || frame.seq > view.seq);
-    view.finish(frame.status, frame.error, frame.stats);
+    view.finish(frame.status, frame.error, frame.stats, frame.notes);
     if (this.view === view) {
       this.setView(null);
       this.buffered = [];

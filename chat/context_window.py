@@ -124,9 +124,9 @@ def overflowed(stats: dict | None) -> bool:
     return bool(window) and isinstance(prompt, int) and prompt >= window
 
 
-# One sentence with a named placeholder, ready for gettext.
+# Whole sentences with named placeholders, ready for gettext (`_(TEXT) % {...}`).
 OVERFLOW_NOTE = (
-    "The conversation no longer fits in the model's context window ({window} tokens), so "
+    "The conversation no longer fits in the model's context window (%(window)s tokens), so "
     "the model did not see its oldest part. Raise num_ctx in this chat's settings, or "
     "start a new chat."
 )
@@ -136,11 +136,11 @@ def overflow_note(stats: dict | None) -> str:
     """The note shown under an answer whose prompt overflowed the window, or ""."""
     if not overflowed(stats):
         return ""
-    return OVERFLOW_NOTE.format(window=f"{stats['context_window']:,}")
+    return OVERFLOW_NOTE % {"window": f"{stats['context_window']:,}"}
 
 
 # Said of the gauge by the page too (static/chat/context_gauge.js): keep them alike.
-GAUGE_DETAIL = "The last answer used {used} of the {window} tokens the model can see."
+GAUGE_DETAIL = "The last answer used %(used)s of the %(window)s tokens the model can see."
 GAUGE_FULL = "The oldest messages no longer reach the model."
 GAUGE_LOW, GAUGE_HIGH = 0.7, 0.9  # of the window: where the meter turns amber, then red
 
@@ -155,7 +155,7 @@ def gauge(messages: list) -> dict | None:
     else:
         return None
     used, window = found
-    detail = GAUGE_DETAIL.format(used=f"{used:,}", window=f"{window:,}")
+    detail = GAUGE_DETAIL % {"used": f"{used:,}", "window": f"{window:,}"}
     return {
         "used": used,
         "window": window,

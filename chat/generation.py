@@ -17,10 +17,11 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import hosts, services, titles
+from chat import context_window, hosts, protocol, services, titles
+from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
-from chat.thinking import ThinkSplitter
+from chat.thinking import Split, ThinkSplitter
 
 log = logging.getLogger(__name__)
 Status = Message.Status
@@ -100,10 +101,7 @@ class Generation:
         self.channel = ""
         self.seq = 0
         self.message: Message | None = None
-        self._content: list[str] = []  # published to the group
-        self._thinking: list[str] = []
-        self._pending_content: list[str] = []  # received, not yet published
-        self._pending_thinking: list[str] = []
+        self.text = AnswerText()
         self._dirty = asyncio.Event()
         self._send_lock = asyncio.Lock()  # one frame at a time, in sequence order
         self._last_flush = 0.0
@@ -113,6 +111,7 @@ class Generation:
         self.task: asyncio.Task | None = None
         self.stats: dict = {}
         self._received = False  # any chunk from Ollama yet (then no other host may take over)
+        self._window_task: asyncio.Task | None = None  # context_window.effective()
 
     async def open(self) -> str:
         """Get the task channel and register it before the row exists, so that stale
@@ -139,21 +138,10 @@ class Generation:
         Ollama's deltas are appended to it. `extra` goes into the `start` frame."""
         self.message = message
         self._extra = extra or {}
-        self._content = [message.content] if message.content else []
-        self._thinking = [message.thinking] if message.thinking else []
+        self.text = AnswerText(message.content, message.thinking)
         self.task = asyncio.create_task(self._run(history, request), name=f"answer-{message.uuid}")
 
     # --- state ------------------------------------------------------------------------
-
-    def content(self) -> str:
-        text = "".join(self._content)
-        self._content = [text]
-        return text
-
-    def thinking(self) -> str:
-        text = "".join(self._thinking)
-        self._thinking = [text]
-        return text
 
     def payload(self) -> dict:
         message = self.message
@@ -162,8 +150,8 @@ class Generation:
             "role": "assistant",
             "model": message.model,
             "status": Status.STREAMING,
-            "content": self.content(),
-            "thinking": self.thinking(),
+            "content": self.text.content(),
+            "thinking": self.text.thinking(),
             "seq": self.seq,
         }
 
@@ -194,6 +182,8 @@ class Generation:
             log.exception("answer %s failed", self.message.uuid)
             status, error = Status.FAILED, explain(exc, self.message.model)
         finally:
+            if self._window_task is not None:
+                helpers.append(self._window_task)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -243,42 +233,50 @@ class Generation:
         message = self.message
         loop = asyncio.get_running_loop()
         started = loop.time()
-        first_thinking = first_content = None
-        splitter = ThinkSplitter()
+        self.text.first_thinking = self.text.first_content = None
+        # A continued answer goes on from its saved text: a tag there has been judged.
+        splitter = ThinkSplitter(message.content, reasoned=bool(message.thinking))
         stream = OllamaClient(url).chat_stream(message.model, history, **request)
-        async with aclosing(stream) as chunks:
-            async for chunk in chunks:
-                if not self._received:
-                    self._received = True
-                    _leave_queue(self)  # let the next one in line move up
-                delta = chunk.get("message")
-                if delta:
-                    content = delta.get("content")
-                    thinking = delta.get("thinking")
-                    if content:
-                        content, tagged = splitter.feed(content)
-                        thinking = (thinking or "") + tagged
-                    if thinking:
-                        self._pending_thinking.append(thinking)
-                        if first_thinking is None:
-                            first_thinking = loop.time()
-                    if content:
-                        self._pending_content.append(content)
-                        if first_content is None:
-                            first_content = loop.time()
+        try:
+            async with aclosing(stream) as chunks:
+                async for chunk in chunks:
+                    if not self._received:
+                        self._received = True
+                        _leave_queue(self)  # let the next one in line move up
+                        # Asked now, while the model is loaded with this request's context.
+                        self._window_task = asyncio.create_task(
+                            context_window.effective(url, message.model, request.get("options"))
+                        )
+                    delta = chunk.get("message") or {}
+                    content, thinking = delta.get("content") or "", delta.get("thinking") or ""
                     if content or thinking:
-                        self._dirty.set()
-                if chunk.get("done"):
-                    content, thinking = splitter.flush()
-                    self._pending_content.append(content)
-                    self._pending_thinking.append(thinking)
-                    self.stats = {key: chunk[key] for key in STAT_FIELDS if key in chunk}
-                    if first_thinking is not None:
-                        end = first_content if first_content is not None else loop.time()
-                        self.stats["thinking_ms"] = round((end - first_thinking) * 1000)
-                    self.stats["wall_ms"] = round((loop.time() - started) * 1000)
-                    return
+                        self._take(splitter.feed(content, thinking), loop.time())
+                    if chunk.get("done"):
+                        self._take(splitter.flush(), loop.time())
+                        await self._record_stats(chunk, loop.time() - started)
+                        return
+        finally:
+            # Stopped or failed: what the splitter held back (a tag's start, whitespace)
+            # is text too. After the end of the stream this gives nothing.
+            self._take(splitter.flush(), loop.time())
         raise OllamaUnavailable("Ollama ended the answer before finishing it")
+
+    async def _record_stats(self, chunk: dict, seconds: float) -> None:
+        """Ollama's numbers from the final chunk, with ours: thinking and wall time, and
+        the context window looked up since the first token."""
+        self.stats = {key: chunk[key] for key in STAT_FIELDS if key in chunk}
+        thinking_ms = self.text.thinking_ms(asyncio.get_running_loop().time())
+        if thinking_ms is not None:
+            self.stats["thinking_ms"] = thinking_ms
+        self.stats["wall_ms"] = round(seconds * 1000)
+        task, self._window_task = self._window_task, None
+        window = await context_window.settle(task)
+        if window:
+            self.stats["context_window"] = window
+
+    def _take(self, split: Split, now: float) -> None:
+        if self.text.take(split, now):
+            self._dirty.set()
 
     async def _listen(self) -> None:
         """Requests from sockets anywhere: stop, and a snapshot for a joining tab."""
@@ -312,21 +310,11 @@ class Generation:
 
     async def _publish_pending(self) -> None:
         self._dirty.clear()
-        content = "".join(self._pending_content)
-        thinking = "".join(self._pending_thinking)
-        self._pending_content.clear()
-        self._pending_thinking.clear()
-        if not content and not thinking:
+        fields = self.text.publish()
+        if fields is None:
             return
         self.seq += 1
-        frame = {"type": "delta", "seq": self.seq}
-        if content:
-            self._content.append(content)
-            frame["content"] = content
-        if thinking:
-            self._thinking.append(thinking)
-            frame["thinking"] = thinking
-        await self._publish(frame)
+        await self._publish({"type": "delta", "seq": self.seq, **fields})
 
     async def _checkpoint_loop(self) -> None:
         saved = (0, 0)
@@ -335,7 +323,7 @@ class Generation:
         while True:
             await asyncio.sleep(settings.CHECKPOINT_SECONDS)
             since_beat += settings.CHECKPOINT_SECONDS
-            content, thinking = self.content(), self.thinking()
+            content, thinking = self.text.content(), self.text.thinking()
             if (len(content), len(thinking)) != saved or since_beat >= beat_every:
                 try:
                     await database_sync_to_async(services.checkpoint_answer)(
@@ -349,7 +337,7 @@ class Generation:
     async def _finish(self, status: str, error: str) -> None:
         try:
             await self._publish_pending()
-            content, thinking = self.content(), self.thinking()
+            content, thinking = self.text.content(), self.text.thinking()
             await self._save_final(status, content, thinking, error)
             frame = {
                 "type": "done",
@@ -357,6 +345,7 @@ class Generation:
                 "status": status,
                 "error": error,
                 "stats": self.stats,
+                "notes": protocol.answer_notes(self.stats),
                 "seq": self.seq,
             }
             await self._publish(frame)

@@ -34,7 +34,12 @@ STATUSES = set(Message.Status.values)
 TITLE_SOURCES = set(Conversation.TitleSource.values)
 INTERRUPTED_ERROR = "This answer was still being written when it was exported."
 # Ollama's numbers and ours; other keys are dropped.
-STAT_NUMBERS = (*(f for f in STAT_FIELDS if f != "done_reason"), "thinking_ms", "wall_ms")
+STAT_NUMBERS = (
+    *(f for f in STAT_FIELDS if f != "done_reason"),
+    "thinking_ms",
+    "wall_ms",
+    "context_window",
+)
 DEFAULT_SETTINGS = {
     "system_prompt": "",
     "options": {},

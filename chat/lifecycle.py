@@ -38,6 +38,7 @@ async def sweep_once() -> int:
             "status": Message.Status.INTERRUPTED,
             "error": services.INTERRUPTED_ERROR,
             "stats": {},
+            "notes": [],
         }
         await layer.group_send(
             generation.group_name(conversation_uuid),

@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from chat import context_window
+
 
 class Profile(models.Model):
     """What Django's User lacks: whether an administrator has approved the account."""
@@ -128,6 +130,16 @@ class Message(models.Model):
     def thinking_seconds(self) -> float | None:
         millis = self.stats.get("thinking_ms")
         return millis / 1000 if millis is not None else None
+
+    @property
+    def context_note(self) -> str:
+        """Why the model may have missed the start of the conversation, or ""."""
+        return context_window.overflow_note(self.stats)
+
+    @property
+    def context_usage(self) -> tuple[int, int] | None:
+        """(tokens used, context window) of this answer, when known."""
+        return context_window.usage(self.stats)
 
     @property
     def tokens_per_second(self) -> float | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from chat import context_window
 from chat.models import Message
 from chat.ollama import is_valid_model_name
 
@@ -152,6 +153,7 @@ def message_payload(message: Message) -> dict:
         "thinking": message.thinking,
         "error": message.error,
         "stats": message.stats,
+        "notes": answer_notes(message.stats),
         "created": message.created.isoformat(),
     }
     if hasattr(message, "alternate_count"):
@@ -160,6 +162,13 @@ def message_payload(message: Message) -> dict:
     if images is not None:
         payload["images"] = [str(image.uuid) for image in images]
     return payload
+
+
+def answer_notes(stats: dict | None) -> list[str]:
+    """Sentences shown under a finished answer, in words (the page adds no wording of
+    its own): today, that the conversation overflowed the model's context window."""
+    note = context_window.overflow_note(stats)
+    return [note] if note else []
 
 
 def alternates_payload(message: Message) -> dict:

@@ -21,7 +21,7 @@ Scripting:
 * ``Reply`` covers content and thinking tokens, pacing (``delay``/``rate``/``first_delay``),
   errors before the stream (``status`` + ``error``), an error line mid-stream
   (``error_after``), a connection dropped mid-stream (``drop_after``), ``done_reason``,
-  tool calls, and the benchmark mode where each token is the time it was sent (``timestamps``).
+  the final ``prompt_eval_count`` (a full context window), tool calls, and the benchmark mode where each token is the time it was sent (``timestamps``).
 * ``fake.busy = True`` makes chat/generate/pull answer 503 "server busy".
 * ``fake.models`` (installed), ``fake.pullable`` (what ``/api/pull`` can fetch),
   ``fake.add_model()``/``fake.remove_model()``, ``fake.version``.
@@ -119,6 +119,9 @@ class Reply:
     # Tool calls, sent in their own chunk after the content, only when the request had tools
     # (Ollama only parses tool calls then). Each item: {"name": ..., "arguments": {...}}.
     tool_calls: list[dict[str, Any]] | None = None
+    # The final chunk's prompt_eval_count instead of the word count of the messages: a
+    # prompt that filled the context window reports the window's size.
+    prompt_eval_count: int | None = None
 
 
 @dataclass
@@ -1313,7 +1316,9 @@ class _Handler(BaseHTTPRequestHandler):
             final["done_reason"] = reply.done_reason
         final["total_duration"] = max(time.time_ns() - started_ns, load_ns + prompt_ns + eval_ns)
         final["load_duration"] = load_ns
-        final["prompt_eval_count"] = prompt_tokens
+        final["prompt_eval_count"] = (
+            prompt_tokens if reply.prompt_eval_count is None else reply.prompt_eval_count
+        )
         final["prompt_eval_duration"] = prompt_ns
         final["eval_count"] = sent
         final["eval_duration"] = eval_ns
@@ -1602,7 +1607,11 @@ class FakeOllama:
             entry = self._running.setdefault(ident, {"name": key})
             entry["expires"] = None if keep_alive is None else now + keep_alive
             if isinstance(num_ctx, int) and not isinstance(num_ctx, bool) and num_ctx > 0:
-                entry["context_length"] = num_ctx
+                # Ollama loads at most the model's own context length (it warns "requested
+                # context size too large for model").
+                found = self._find_model(key)
+                limit = found[1].get("context_length") if found else None
+                entry["context_length"] = min(num_ctx, limit) if limit else num_ctx
             return was
 
     def _touch_running(self, key: str, keep_alive: float | None) -> None:

@@ -352,6 +352,24 @@ def test_load_and_unload_change_ps(client, fake):
     assert ghost.status_code == 404
 
 
+def test_ps_reports_the_loaded_context_capped_at_the_models_own(client, fake):
+    def loaded(model: str, **options) -> int:
+        body = {"model": model, "messages": USER, "stream": False, "options": options}
+        client.post("/api/chat", json=body)
+        entry = next(m for m in client.get("/api/ps").json()["models"] if m["name"] == model)
+        return entry["context_length"]
+
+    assert loaded("llama3.2:latest") == 4096  # the server's default, not the model's 131,072
+    assert loaded("llama3.2:latest", num_ctx=2048) == 2048
+    assert loaded("llava:latest", num_ctx=65536) == 32768  # llava was made for 32,768
+
+
+def test_a_reply_may_report_a_full_context_window(client, fake):
+    fake.push_reply(Reply(content="Hi.", prompt_eval_count=2048))
+    _, chunks = stream(client, "/api/chat", {"model": "llama3.2", "messages": USER})
+    assert chunks[-1]["done"] is True and chunks[-1]["prompt_eval_count"] == 2048
+
+
 def test_chat_marks_model_running_and_keep_alive_zero_unloads_after(client, fake):
     client.post("/api/chat", json={"model": "llama3.2", "messages": USER, "stream": False})
     assert fake.running_models() == ["llama3.2:latest"]

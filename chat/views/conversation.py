@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import hosts, services, vision
+from chat import context_window, hosts, services, vision
 from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
 from chat.settings_form import SettingsForm, as_settings
 
@@ -161,6 +161,5 @@ async def model_view(request, name):
         return JsonResponse({"error": f"Ollama said: {exc.message}"}, status=exc.status or 502)
     capabilities = list(shown.get("capabilities") or [])
     vision.remember(name, capabilities)
-    info = shown.get("model_info") or {}
-    context = next((v for k, v in info.items() if k.endswith(".context_length")), None)
+    context = context_window.context_length_of(shown)
     return JsonResponse({"name": name, "capabilities": capabilities, "context_length": context})

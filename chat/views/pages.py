@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import hosts, services
+from chat import context_window, hosts, services
 from chat.models import Conversation
 from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
 from chat.settings_form import as_settings
@@ -32,6 +32,7 @@ def _page(request, conversation: Conversation | None):
             "chat_messages": branch["chat_messages"],
             "earlier_than": branch["earlier_than"],
             "can_chat": services.can_chat(request.user),
+            "context_gauge": context_window.gauge(branch["chat_messages"]),
             "page_data": {
                 "conversation": str(conversation.uuid) if conversation else None,
                 "model": model,

@@ -10,6 +10,7 @@
 
 import { enableMessageActions } from "./actions.js";
 import { Attachments } from "./attachments.js";
+import { updateContextGauge } from "./context_gauge.js";
 import { errorText, requestJson } from "./http.js";
 import { enableCopyButtons, onMathReady } from "./markdown.js";
 import { onRendered } from "./messages.js";
@@ -33,6 +34,7 @@ const notice = $("[data-testid=notice]");
 const connection = $("#connection");
 const counter = $("#counter");
 const sidebar = $("#conversation-list");
+const contextGauge = $("[data-testid=context-gauge]");
 
 const canChat = !form.hasAttribute("data-disabled");
 const maxChars = Number(page.maxMessageChars) || Infinity;
@@ -119,6 +121,7 @@ onRendered(() => {
 function showBranch(html) {
   thread.replace(html);
   stream.branchReplaced();
+  updateContextGauge(contextGauge, list);
 }
 
 /** Fetch the branch the server shows (another tab switched or extended it). */
@@ -183,6 +186,7 @@ function onFrame(frame) {
   switch (frame.type) {
     case "snapshot":
       stream.snapshot(frame.message ?? null);
+      updateContextGauge(contextGauge, list);
       break;
     case "message":
       if (frame.message) onUserMessage(frame);
@@ -195,6 +199,7 @@ function onFrame(frame) {
       break;
     case "done":
       stream.done(frame);
+      updateContextGauge(contextGauge, list);
       break;
     case "error":
       onError(frame);

@@ -9,6 +9,7 @@
 //     p.msg-error                                                 (failed/stopped/interrupted)
 //     p.msg-stats > span.stat…                                    (finished, with stats)
 //     p.msg-note                                                  (done_reason "length")
+//     p.msg-note[data-testid=answer-note]…                        (the server's notes: context overflow)
 //     div.msg-actions > span.alternates + button[data-action]…    (templates/chat/_message_actions.html)
 
 import { renderMarkdown } from "./markdown.js";
@@ -249,10 +250,14 @@ export class MessageView {
     if (content || thinking) schedule(this);
   }
 
-  /** The answer ended: status, the reason in words, Ollama's numbers. */
-  finish(status, error, stats) {
+  /**
+   * The answer ended: status, the reason in words, Ollama's numbers, and the server's
+   * notes about it (sentences, e.g. that the conversation overflowed the context window).
+   */
+  finish(status, error, stats, notes = []) {
     this.setStatus(status);
     this.stats = stats || null;
+    this.setContextUsage(stats);
     for (const old of this.el.querySelectorAll(".msg-error, .msg-stats, .msg-note")) old.remove();
     if (status !== "complete" && DEFAULT_ERRORS[status]) {
       const p = document.createElement("p");
@@ -280,7 +285,32 @@ export class MessageView {
         this.addLine(note);
       }
     }
+    for (const text of Array.isArray(notes) ? notes : []) {
+      const note = document.createElement("p");
+      note.className = "msg-note";
+      note.dataset.testid = "answer-note";
+      note.textContent = String(text);
+      this.addLine(note);
+    }
     schedule(this);
+  }
+
+  /**
+   * Record how much of the context window this answer used (data-context-used/-window,
+   * as _message.html renders them; the composer's gauge reads them): its prompt and its
+   * own tokens, against stats.context_window.
+   */
+  setContextUsage(stats) {
+    const window = stats?.context_window;
+    const prompt = stats?.prompt_eval_count;
+    if (Number.isInteger(window) && window > 0 && Number.isInteger(prompt)) {
+      const answer = Number.isInteger(stats.eval_count) ? stats.eval_count : 0;
+      this.el.dataset.contextUsed = String(prompt + answer);
+      this.el.dataset.contextWindow = String(window);
+    } else {
+      delete this.el.dataset.contextUsed;
+      delete this.el.dataset.contextWindow;
+    }
   }
 
   // --- DOM --------------------------------------------------------------------------

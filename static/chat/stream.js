@@ -87,7 +87,10 @@ export class Stream {
       return;
     }
     view.seq = frame.seq;
-    view.append(frame.content, frame.thinking);
+    // `replace`: what was shown as the answer was reasoning (a lone </think>); the frame
+    // carries both texts whole.
+    if (frame.replace) view.replace(frame.content, frame.thinking);
+    else view.append(frame.content, frame.thinking);
   }
 
   snapshot(message) {
@@ -115,7 +118,7 @@ export class Stream {
       this.setView(view);
       this.drain();
     } else {
-      view.finish(message.status, message.error, message.stats);
+      view.finish(message.status, message.error, message.stats, message.notes);
       if (this.view === view) {
         this.setView(null);
         this.buffered = [];
@@ -146,7 +149,7 @@ export class Stream {
     }
     if (this.view === view) this.drain();
     const missed = Number.isInteger(frame.seq) && (view.seq === null || frame.seq > view.seq);
-    view.finish(frame.status, frame.error, frame.stats);
+    view.finish(frame.status, frame.error, frame.stats, frame.notes);
     if (this.view === view) {
       this.setView(null);
       this.buffered = [];

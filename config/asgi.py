@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.access import SocketsOnHoldRefused  # noqa: E402
 from chat.lifecycle import install_shutdown_hook  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
@@ -21,7 +22,8 @@ application = ProtocolTypeRouter(
         # Origin checked against ALLOWED_HOSTS: other sites can't open sockets with
         # our users' cookies.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            # Accounts on hold (waiting for approval, deactivated): no socket at all.
+            AuthMiddlewareStack(SocketsOnHoldRefused(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -45,6 +45,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that its refusals get every header above: accounts waiting for approval
+    # or deactivated may only read the pending page and log out.
+    "chat.access.accounts_on_hold",
 ]
 
 ROOT_URLCONF = "config.urls"

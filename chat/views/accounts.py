@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from chat import limits, services
+from chat import access, limits, services
 
 LOGIN_WINDOW = 15 * 60
 
@@ -72,4 +72,9 @@ class LoginView(auth_views.LoginView):
 
 
 def pending(request):
-    return render(request, "registration/pending.html")
+    """Where an account on hold is sent (chat.access): why, and the way to log out. Open to
+    everyone; an approved account goes on to the chat."""
+    reason = access.hold_reason(request.user)
+    if request.user.is_authenticated and reason is None:
+        return redirect("chat:home")
+    return render(request, "registration/pending.html", {"hold_reason": reason or access.PENDING})

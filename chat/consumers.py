@@ -8,14 +8,14 @@ from chat import generation, lifecycle, protocol, services, vision
 from chat.models import Message
 
 # Close codes (docs/websocket.md): the browser shows a matching message, never data.
+# 4403 (an account waiting for approval) is sent before any consumer runs: chat.access.
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
 @database_sync_to_async
 def _open_conversation(user, conversation_uuid):
-    """(conversation, may chat, task channel of its live answer or "")."""
+    """(conversation, task channel of its live answer or "")."""
     conversation = services.get_conversation_for_user(user, conversation_uuid)
     services.recover_stale_answers(conversation=conversation)
     live = (
@@ -23,7 +23,7 @@ def _open_conversation(user, conversation_uuid):
         .values_list("task_channel", flat=True)
         .first()
     )
-    return conversation, services.can_chat(user), live or ""
+    return conversation, live or ""
 
 
 @database_sync_to_async
@@ -66,14 +66,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         try:
-            conversation, may_chat, live_channel = await _open_conversation(
-                self.user, self.conversation_uuid
-            )
+            conversation, live_channel = await _open_conversation(self.user, self.conversation_uuid)
         except Http404:
             await self.close(code=CLOSE_NOT_FOUND)
-            return
-        if not may_chat:
-            await self.close(code=CLOSE_FORBIDDEN)
             return
         lifecycle.ensure_sweeper()
         self.group = generation.group_name(conversation.uuid)

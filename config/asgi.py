@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chat.access import SocketsOnHoldRefused  # noqa: E402
 from chat.lifecycle import install_shutdown_hook  # noqa: E402
 from config.origin import SameOriginValidator  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
@@ -20,8 +21,11 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Only the site's own origins (scheme, host and port, as Django's CSRF check):
         # no other page, not even one on another port of this host, can open a socket
-        # with our users' cookies (config/origin.py).
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # with our users' cookies (config/origin.py). Accounts on hold (waiting for
+        # approval, deactivated): no socket at all.
+        "websocket": SameOriginValidator(
+            AuthMiddlewareStack(SocketsOnHoldRefused(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )
 

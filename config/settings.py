@@ -49,6 +49,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Accounts waiting for approval or deactivated may only read the pending page and log
+    # out (chat/access.py); after the others, so that its refusals get their headers.
+    "chat.access.accounts_on_hold",
     # Last, as axes asks: turns a refused log-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -178,6 +181,9 @@ MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 MAX_CONCURRENT_ANSWERS = env_int("MAX_CONCURRENT_ANSWERS", 3, minimum=1)  # per user
 MESSAGES_PER_MINUTE = env_int("MESSAGES_PER_MINUTE", 30, minimum=1)  # per user
 MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Decoded size limit (all frames of an animation together): 50 MP holds a 50-megapixel
+# phone photo. Checking one takes 3-4 bytes a pixel, twice while it is turned upright.
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
 MAX_IMAGES_PER_MESSAGE = env_int("MAX_IMAGES_PER_MESSAGE", 4, minimum=1)
 # Streaming: one frame per stream at most every STREAM_FLUSH_MS; text to the database at
 # most every CHECKPOINT_SECONDS; an answer whose heartbeat is older than STALE_SECONDS

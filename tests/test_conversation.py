@@ -14,9 +14,10 @@ from chat.views.conversation import WINDOW
 from tests.conftest import add_turns, connect, receive, receive_until, text_of
 from tests.fake_ollama import Reply
 
-# A 1x1 transparent PNG.
+# A 1x1 transparent PNG as Pillow writes it: uploads are re-encoded (chat/images.py), and
+# this one comes out byte for byte the same, so tests can compare what is stored and sent.
 PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGNgYAAAAAMAAbitOmMAAAAASUVORK5CYII="
 )
 
 

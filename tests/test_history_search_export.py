@@ -177,7 +177,8 @@ def test_export_all_takes_a_fixed_number_of_queries(owner, user, django_assert_n
         add_turns(
             conversation, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}
         )
-    with django_assert_num_queries(5):  # session, user, conversations, messages, images
+    # session, user, approval (chat.access), conversations, messages, images
+    with django_assert_num_queries(6):
         data = json.loads(owner.get("/export/all.json").content)
     assert len(data["conversations"]) == 30
 

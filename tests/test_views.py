@@ -182,7 +182,9 @@ def test_approval_signup_leaves_the_account_pending_until_approved(client, staff
     settings.SIGNUP_MODE = "approval"
     response = _signup(client, "bob")
     assert response["Location"] == reverse("chat:pending")
-    page = client.get("/")
+    # The chat itself is closed to it (chat.access): the pending page says why.
+    page = client.get("/", follow=True)
+    assert page.redirect_chain == [(reverse("chat:pending"), 302)]
     assert b"waiting for an administrator" in page.content
     assert client.post("/c/new/", {"model": "llama3.2"}).status_code == 403
 

@@ -1,22 +1,16 @@
-"""Images attached to messages: checked by their bytes, stored as files owned by the
-conversation."""
+"""Images attached to messages: checked and cleaned by chat.images, stored as files owned
+by the conversation."""
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import Http404
 
+from chat.images import ImageRefused, prepare_image
 from chat.models import Attachment
 from chat.services.conversations import get_conversation_for_user
-
-# Recognised by their first bytes, never by the name or the browser's claimed type.
-SIGNATURES = {
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-    b"GIF87a": "image/gif",
-    b"GIF89a": "image/gif",
-}
 
 
 class AttachmentRefused(Exception):
@@ -26,35 +20,33 @@ class AttachmentRefused(Exception):
         self.status = status
 
 
-def sniff(head: bytes) -> str | None:
-    for signature, content_type in SIGNATURES.items():
-        if head.startswith(signature):
-            return content_type
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 def add_attachment(user: AbstractBaseUser, conversation_uuid, upload: UploadedFile) -> Attachment:
+    """Keep an image for the user's next message in a conversation: checked, upright and
+    without metadata (chat.images.prepare_image), stored under a name of ours.
+
+    Raises Http404 for a conversation that is not the user's, AttachmentRefused (message
+    for people, HTTP status) for a refused image or one image too many."""
     conversation = get_conversation_for_user(user, conversation_uuid)
     if upload.size > settings.MAX_IMAGE_BYTES:
+        # Refused before it is read into memory (prepare_image checks again).
         raise AttachmentRefused(
             f"The image is too large ({upload.size / 1e6:.1f} MB; the limit is "
             f"{settings.MAX_IMAGE_BYTES / 1e6:.1f} MB).",
             status=413,
         )
-    head = upload.read(16)
-    upload.seek(0)
-    content_type = sniff(head)
-    if content_type is None:
-        raise AttachmentRefused("Only PNG, JPEG, GIF and WebP images can be attached.")
     pending = Attachment.objects.filter(conversation=conversation, message=None).count()
     if pending >= settings.MAX_IMAGES_PER_MESSAGE:
         raise AttachmentRefused(
             f"At most {settings.MAX_IMAGES_PER_MESSAGE} images go with one message."
         )
-    attachment = Attachment(conversation=conversation, content_type=content_type, size=upload.size)
-    attachment.file.save("upload", upload, save=False)
+    try:
+        image = prepare_image(upload.read())
+    except ImageRefused as exc:
+        raise AttachmentRefused(exc.message, exc.status) from exc
+    attachment = Attachment(
+        conversation=conversation, content_type=image.content_type, size=len(image.data)
+    )
+    attachment.file.save("upload", ContentFile(image.data), save=False)
     attachment.save()
     return attachment
 

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from chat import services
+from chat import access, services
 
 
 def _signup_mode() -> str:
@@ -54,7 +54,12 @@ class LoginView(auth_views.LoginView):
 
 
 def pending(request):
-    return render(request, "registration/pending.html")
+    """Where an account on hold is sent (chat.access): why, and the way to log out. Open to
+    everyone; an approved account goes on to the chat."""
+    reason = access.hold_reason(request.user)
+    if request.user.is_authenticated and reason is None:
+        return redirect("chat:home")
+    return render(request, "registration/pending.html", {"hold_reason": reason or access.PENDING})
 
 
 def locked_out(request, *_unused):

@@ -15,9 +15,10 @@ pytestmark = pytest.mark.browser
 ANSWER = "[data-role=assistant]"
 QUESTION = "[data-role=user]"
 PROMPT = "textarea[name=prompt]"
-# A 1x1 transparent PNG.
+# A 1x1 transparent PNG as Pillow writes it: uploads are re-encoded (chat/images.py), and
+# this one comes out byte for byte the same, so tests can compare what is stored and sent.
 PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPhfDwACggF/FjslngAAAABJRU5ErkJggg=="
 )
 TITLE_PROMPT = "Write a short title"  # chat/titles.py names a conversation after its first answer
 

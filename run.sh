@@ -13,5 +13,7 @@ if [ -z "${SECRET_KEY:-}" ]; then
 fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput --verbosity 0
-echo "Open http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ollama: ${OLLAMA_URL:-http://localhost:11434})"
+# The Ollama address(es) without user:password@, query or fragment, where credentials hide.
+ollama=$(printf '%s' "${OLLAMA_URLS:-${OLLAMA_URL:-http://localhost:11434}}" | sed -E 's#//[^/@,]*@#//#g; s#[?#][^,]*##g')
+echo "Open http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ollama: ${ollama})"
 exec .venv/bin/daphne -b "${HOST:-127.0.0.1}" -p "${PORT:-8000}" config.asgi:application

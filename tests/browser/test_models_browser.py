@@ -307,3 +307,27 @@ def test_two_hosts_choose_one_and_each_change_lands_in_its_place(browser, two_ho
     assert errors == []
     context.close()
 
+
+def test_the_picker_shows_a_model_whose_host_is_down_as_unavailable(browser, two_hosts_url, b):
+    context = browser.new_context(base_url=two_hosts_url)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/login/?next=/")
+    page.fill("input[name=username]", STAFF)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    mistral = page.locator("select[name=model] option[value='mistral:7b']")
+    expect(mistral).to_have_text("mistral:7b (7B)")  # only on B
+
+    # B goes down: its model is out of reach for now, not missing.
+    b.stop()
+    page.reload()
+    expect(mistral).to_have_text("mistral:7b (7B) (unavailable for now)")
+    expect(page.locator("select[name=model] option[value='llama3.2:latest']")).to_have_text(
+        "llama3.2:latest (3.2B)"
+    )
+    expect(page.locator("select[name=model] option", has_text="not installed")).to_have_count(0)
+    assert errors == []
+    context.close()

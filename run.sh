@@ -15,7 +15,9 @@ if [ -z "${SECRET_KEY:-}" ]; then
 fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput --verbosity 0
-echo "Open http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ollama: ${OLLAMA_URL:-http://localhost:11434})"
+# The Ollama address(es) without user:password@, query or fragment, where credentials hide.
+ollama=$(printf '%s' "${OLLAMA_URLS:-${OLLAMA_URL:-http://localhost:11434}}" | sed -E 's#//[^/@,]*@#//#g; s#[?#][^,]*##g')
+echo "Open http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ollama: ${ollama})"
 proxy_headers=()
 # Behind the reverse proxy of docs/deployment.md the client's address is the proxy's
 # X-Forwarded-For; anyone reaching Daphne directly could forge it, hence only then.

@@ -125,7 +125,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _start_answer(self, service, client_id: str = "", **arguments) -> None:
         """Run one of the services that start an answer, then the generation for it."""
-        answer = generation.Generation(self.conversation_uuid, self.channel_layer)
+        answer = generation.Generation(
+            self.conversation_uuid, self.channel_layer, staff=self.user.is_staff
+        )
         task_channel = await answer.open()
         try:
             started = await database_sync_to_async(service)(

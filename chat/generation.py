@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import context_window, hosts, protocol, services, titles
+from chat import context_window, failures, hosts, protocol, services, titles
 from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
@@ -75,28 +75,13 @@ def encode(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
-def explain(exc: Exception, model: str) -> str:
-    """Ollama's failure in words a user can act on, keeping Ollama's own message."""
-    if isinstance(exc, OllamaUnavailable):
-        return f"{exc}. Check that Ollama is running, then continue or try again."
-    if isinstance(exc, OllamaError):
-        if exc.status == 404:
-            return (
-                f"The model “{model}” is not installed on the Ollama server "
-                f"(Ollama said: {exc.message}). Pick another model or ask an administrator "
-                "to pull it."
-            )
-        if exc.status == 503:
-            return f"Ollama is busy right now (Ollama said: {exc.message}). Try again shortly."
-        return f"Ollama refused the request: {exc.message}"
-    return "Something went wrong on the server while writing this answer."
-
-
 class Generation:
     """One answer being written. `open()`, then `start()` once the rows are saved."""
 
-    def __init__(self, conversation_uuid, layer=None):
+    def __init__(self, conversation_uuid, layer=None, *, staff: bool = False):
         self.layer = layer or get_channel_layer()
+        # The conversation's owner is staff: errors may name the Ollama host.
+        self.staff = staff
         self.group = group_name(conversation_uuid)
         self.channel = ""
         self.seq = 0
@@ -176,11 +161,13 @@ class Generation:
             else:  # the process is shutting down
                 status, cancelled = Status.INTERRUPTED, True
                 error = services.INTERRUPTED_ERROR
-        except (OllamaError, OllamaUnavailable) as exc:
-            status, error = Status.FAILED, explain(exc, self.message.model)
         except Exception as exc:
-            log.exception("answer %s failed", self.message.uuid)
-            status, error = Status.FAILED, explain(exc, self.message.model)
+            if not isinstance(exc, (OllamaError, OllamaUnavailable)):
+                log.exception("answer %s failed", self.message.uuid)
+            error = failures.explain(
+                exc, self.message.model, answering=self._received, staff=self.staff
+            )
+            status = Status.FAILED
         finally:
             if self._window_task is not None:
                 helpers.append(self._window_task)
@@ -204,7 +191,8 @@ class Generation:
         waited_since = None
         while True:
             busy = None
-            for host in await hosts.pool().candidates(self.message.model):
+            tried = await hosts.pool().candidates(self.message.model)
+            for host in tried:
                 host.in_flight += 1
                 try:
                     return await self._relay_from(host.url, history, request)
@@ -214,13 +202,16 @@ class Generation:
                         raise
                     last = exc
                 except OllamaError as exc:
+                    if exc.status == 404 and not self._received:
+                        if unreachable := failures.out_of_reach(self.message.model, exc):
+                            raise unreachable from exc
                     if exc.status != 503 or self._received:
                         raise
                     busy = last = exc
                 finally:
                     host.in_flight -= 1
             if busy is None:
-                raise last
+                raise failures.out_of_reach(self.message.model, last, tried) or last
             loop = asyncio.get_running_loop()
             waited_since = waited_since or loop.time()
             if loop.time() - waited_since > settings.QUEUE_TIMEOUT_SECONDS:

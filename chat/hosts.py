@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, public_url
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +30,38 @@ def normalise(model: str) -> str:
 
 @dataclass
 class Host:
-    url: str
+    # As configured: it may carry credentials, so never shown or logged (nor in repr()).
+    url: str = field(repr=False)
     in_flight: int = 0
     down_until: float = 0.0
-    models: set[str] = field(default_factory=set)  # installed (/api/tags)
+    # The last /api/tags read from it, kept while it is down: its models are not gone,
+    # they are unreachable for now (see `HostPool.list_models`).
+    tags: list[dict] | None = None  # None: never read
+    models: set[str] = field(default_factory=set)  # installed, normalised names
     loaded: set[str] = field(default_factory=set)  # in memory (/api/ps)
     refreshed: float = 0.0
     error: str = ""
+
+    @property
+    def label(self) -> str:
+        """The address without credentials, for staff and logs (`public_url`)."""
+        return public_url(self.url)
 
     @property
     def up(self) -> bool:
         return time.monotonic() >= self.down_until
 
     def mark_down(self, reason: str) -> None:
+        """Skip this host for DOWN_SECONDS. `reason` is logged: pass `str(exc)` of an
+        Ollama exception, which names no host."""
         if self.up:
-            log.warning("Ollama host %s is down: %s", self.url, reason)
+            log.warning("Ollama host %s is down: %s", self.label, reason)
         self.down_until = time.monotonic() + DOWN_SECONDS
         self.error = reason
+
+    def remember(self, tags: list[dict]) -> None:
+        self.tags = list(tags)
+        self.models = {normalise(m.get("name") or m.get("model", "")) for m in tags}
 
     async def refresh(self) -> None:
         client = OllamaClient(self.url)
@@ -55,7 +70,7 @@ class Host:
         except (OllamaUnavailable, OllamaError) as exc:
             self.mark_down(str(exc))
             return
-        self.models = {normalise(m.get("name") or m.get("model", "")) for m in tags}
+        self.remember(tags)
         self.loaded = {normalise(m.get("name") or m.get("model", "")) for m in running}
         self.refreshed = time.monotonic()
         self.down_until, self.error = 0.0, ""
@@ -72,21 +87,37 @@ class HostPool:
             await asyncio.gather(*(host.refresh() for host in stale))
 
     async def candidates(self, model: str) -> list[Host]:
-        """Hosts to try for `model`, best first. Never empty: when no host is known to
-        have the model, the least busy ones are tried so that Ollama itself says why."""
+        """Hosts to try for `model`, best first. Never empty.
+
+        The up hosts that have it, loaded first, then the least busy. When only hosts
+        that are down have it, those: the model is not missing, its host is unreachable
+        (or back already: a dropped stream marks a host down that may answer at once),
+        so trying them is the only way to answer, and their failure reads "not
+        reachable", never "not installed". When no host is known to have it, the up
+        ones, so that Ollama itself says why (see `unknown_down` for the 404 then)."""
         if len(self.hosts) == 1:
             return list(self.hosts)
         await self._refresh_stale([h for h in self.hosts if h.up])
         name = normalise(model)
-        up = [h for h in self.hosts if h.up] or list(self.hosts)
-        having = [h for h in up if name in h.models] or up
-        return sorted(having, key=lambda h: (name not in h.loaded, h.in_flight))
+        up = [h for h in self.hosts if h.up]
+        having = [h for h in up if name in h.models]
+        if not having:
+            having = [h for h in self.hosts if not h.up and name in h.models] or up
+        return sorted(having or list(self.hosts), key=lambda h: (name not in h.loaded, h.in_flight))
+
+    def unknown_down(self) -> list[Host]:
+        """Hosts that are down and whose models were never read: any model may be there,
+        so "not installed" can't be said for sure while one of them is away."""
+        return [h for h in self.hosts if not h.up and h.tags is None]
 
     async def list_models(self) -> list[dict]:
-        """Every model of every reachable host, once, with the hosts that have it."""
+        """Every model of every host, once: `/api/tags` entries plus `hosts` (the URLs of
+        the hosts that have it, as configured: callers strip them for display) and
+        `available` (False when each of those hosts is down: its models are the ones
+        last read from it). Raises OllamaUnavailable/OllamaError when no host answers."""
         if len(self.hosts) == 1:
             models = await OllamaClient(self.hosts[0].url).list_models()
-            return [{**m, "hosts": [self.hosts[0].url]} for m in models]
+            return [{**m, "hosts": [self.hosts[0].url], "available": True} for m in models]
         results = await asyncio.gather(
             *(OllamaClient(h.url).list_models() for h in self.hosts), return_exceptions=True
         )
@@ -96,11 +127,15 @@ class HostPool:
             if isinstance(result, Exception):
                 failures.append(result)
                 host.mark_down(str(result))
-                continue
-            for model in result:
+                tags, available = host.tags or [], False
+            else:
+                host.remember(result)
+                tags, available = result, True
+            for model in tags:
                 name = model.get("name") or model.get("model", "")
-                entry = merged.setdefault(name, {**model, "hosts": []})
+                entry = merged.setdefault(name, {**model, "hosts": [], "available": False})
                 entry["hosts"].append(host.url)
+                entry["available"] = entry["available"] or available
         if len(failures) == len(self.hosts):
             raise failures[0]
         return list(merged.values())

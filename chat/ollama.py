@@ -11,13 +11,25 @@ import re
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
 
 
 class OllamaUnavailable(Exception):
-    """Ollama could not be reached, or the connection broke before the answer ended."""
+    """Ollama could not be reached, or the connection broke before the answer ended.
+
+    `str(exc)` never names the host, so anyone may read it and logs may print it: host
+    URLs are internal addresses and may carry credentials. `host` is the host's address
+    without credentials (`public_url`) and `detailed` the message naming it, both for
+    staff only (shared/design.md, "Security rules").
+    """
+
+    def __init__(self, message: str, *, host: str = "", detailed: str = ""):
+        super().__init__(message)
+        self.host = host
+        self.detailed = detailed or message
 
 
 class OllamaError(Exception):
@@ -27,6 +39,21 @@ class OllamaError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+# --- host addresses -------------------------------------------------------------------
+
+
+def public_url(url: str) -> str:
+    """`url` as staff may see it and logs may print it: without `user:secret@`, query
+    string or fragment, where credentials and tokens hide. Scheme, host, port and path
+    are kept as configured ("http://user:pw@gpu1:11434/?token=x" -> "http://gpu1:11434/")."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host: strip by hand
+        return re.sub(r"//[^/?#]*@", "//", url).split("?", 1)[0].split("#", 1)[0]
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # --- model names (types/model/name.go) ------------------------------------------------
@@ -103,18 +130,40 @@ class OllamaClient:
     """Async client for one Ollama server. Cheap to create; connections are pooled."""
 
     def __init__(self, base_url: str | None = None):
-        self.base_url = (base_url or settings.OLLAMA_URL).rstrip("/")
+        url = (base_url or settings.OLLAMA_URL).rstrip("/")
+        # Credentials in the URL (`http://user:secret@host:11434`, for a proxy in front of
+        # Ollama) go in an Authorization header instead, so that the URL httpx logs and
+        # puts in its errors carries none.
+        self._auth = None
+        try:
+            parts = urlsplit(url)
+            username, password = parts.username, parts.password
+        except ValueError:  # not a URL: httpx says so at the first request
+            parts = username = password = None
+        if username is not None or password is not None:
+            self._auth = httpx.BasicAuth(unquote(username or ""), unquote(password or ""))
+            netloc = parts.netloc.rpartition("@")[2]
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        self.base_url = url
 
     def _unavailable(self, exc: Exception) -> OllamaUnavailable:
+        host = public_url(self.base_url)
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-            return OllamaUnavailable(f"The connection to Ollama at {self.base_url} was lost")
-        if isinstance(exc, httpx.TimeoutException):
-            return OllamaUnavailable(f"Ollama at {self.base_url} did not answer in time")
-        return OllamaUnavailable(f"Ollama is not reachable at {self.base_url}")
+            message = "The connection to Ollama was lost"
+            detailed = f"The connection to Ollama at {host} was lost"
+        elif isinstance(exc, httpx.TimeoutException):
+            message = "Ollama did not answer in time"
+            detailed = f"Ollama at {host} did not answer in time"
+        else:
+            message = "The Ollama server is not reachable"
+            detailed = f"Ollama is not reachable at {host}"
+        return OllamaUnavailable(message, host=host, detailed=detailed)
 
     async def _request(self, method: str, path: str, body: dict | None = None) -> Any:
         try:
-            response = await _client().request(method, self.base_url + path, json=body)
+            response = await _client().request(
+                method, self.base_url + path, json=body, auth=self._auth
+            )
         except httpx.HTTPError as exc:
             raise self._unavailable(exc) from exc
         if response.status_code >= 400:
@@ -133,7 +182,8 @@ class OllamaClient:
         is how Ollama is told to stop generating.
         """
         try:
-            async with _client().stream("POST", self.base_url + path, json=body) as response:
+            stream = _client().stream("POST", self.base_url + path, json=body, auth=self._auth)
+            async with stream as response:
                 if response.status_code >= 400:
                     raise OllamaError(
                         response.status_code, _error_message(response, await response.aread())

@@ -255,6 +255,9 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if env_bool("BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Error reports show settings: hide the credentials inside URLs too (config/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.ReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

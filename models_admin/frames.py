@@ -26,7 +26,8 @@ def local_event(host_url: str) -> dict:
 
 def pull_payload(pull: Pull, *, speed: float | None = None, eta: float | None = None) -> dict:
     """A pull as the page's script shows it. `speed` (bytes/s) and `eta` (seconds) are
-    only known to the task doing the pull; a row read from the database has neither."""
+    only known to the task doing the pull; a row read from the database has neither.
+    `host` is the address without credentials (the row holds no other)."""
     user = pull.requested_by
     return {
         "id": str(pull.uuid),
@@ -36,6 +37,8 @@ def pull_payload(pull: Pull, *, speed: float | None = None, eta: float | None = 
         "detail": pull.detail,
         "completed": pull.completed,
         "total": pull.total,
+        # What the bar shows (0..1): never lower than before, 1 only once done.
+        "fraction": pull.fraction,
         "speed": speed,
         "eta": eta,
         "error": pull.error,

@@ -10,6 +10,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from models_admin import progress
+
 
 class Pull(models.Model):
     class Status(models.TextChoices):
@@ -37,6 +39,9 @@ class Pull(models.Model):
     detail = models.CharField(max_length=200, blank=True)
     completed = models.BigIntegerField(default=0)  # bytes, summed over all layers
     total = models.BigIntegerField(default=0)
+    # The share of the pull the bar shows, 0..1: it never decreases, and is 1 only once
+    # the pull is done (the rule is in models_admin/progress.py).
+    fraction = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
     # While running: the channel of the task doing it (cancel and snapshot requests go
     # there from any process) and the time of its last checkpoint.
@@ -66,8 +71,9 @@ class Pull(models.Model):
 
     @property
     def percent(self) -> int | None:
+        """The whole percent the bar shows; None before Ollama has named a layer."""
         if self.status == self.Status.DONE:
             return 100
         if not self.total:
             return None
-        return min(100, self.completed * 100 // self.total)
+        return progress.percent(self.fraction)

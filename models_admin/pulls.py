@@ -11,7 +11,6 @@ most once per PULL_CHECKPOINT_SECONDS.
 import asyncio
 import contextvars
 import logging
-from collections import deque
 from contextlib import aclosing
 
 from channels.db import database_sync_to_async
@@ -19,9 +18,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat.ollama import OllamaError, OllamaUnavailable
 from models_admin import frames, server, services
 from models_admin.models import Pull
+from models_admin.progress import JobProgress
 from models_admin.server import describe
 
 log = logging.getLogger(__name__)
@@ -31,49 +31,9 @@ Status = Pull.Status
 # referenced, so asyncio cannot collect one mid-pull (Channels pitfall 2).
 _jobs: dict[str, "PullJob"] = {}
 
-SPEED_WINDOW = 5.0  # seconds of progress the speed is measured over
-
 
 def live_channels() -> list[str]:
     return list(_jobs)
-
-
-class Progress:
-    """Bytes done over every layer Ollama has announced, and the recent speed."""
-
-    def __init__(self) -> None:
-        self.detail = ""
-        self._layers: dict[str, tuple[int, int]] = {}  # digest -> (completed, total)
-        self.completed = 0
-        self.total = 0
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def feed(self, chunk: dict, now: float) -> None:
-        status = chunk.get("status")
-        if isinstance(status, str) and status:
-            self.detail = status
-        digest = chunk.get("digest")
-        total = chunk.get("total")
-        if isinstance(digest, str) and isinstance(total, int):
-            completed = chunk.get("completed") or 0  # omitted while 0
-            self._layers[digest] = (min(int(completed), total), total)
-            self.completed = sum(done for done, _ in self._layers.values())
-            self.total = sum(size for _, size in self._layers.values())
-            self._samples.append((now, self.completed))
-            while self._samples and self._samples[0][0] < now - SPEED_WINDOW:
-                self._samples.popleft()
-
-    def rate(self) -> tuple[float | None, float | None]:
-        """(bytes per second, seconds left), or None where not known yet."""
-        if len(self._samples) < 2:
-            return None, None
-        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
-        if t1 - t0 < 0.2:
-            return None, None
-        speed = max(0.0, (c1 - c0) / (t1 - t0))
-        left = self.total - self.completed
-        eta = left / speed if speed > 0 else None
-        return speed, eta
 
 
 class PullJob:
@@ -83,7 +43,7 @@ class PullJob:
         self.layer = layer or get_channel_layer()
         self.channel = ""
         self.pull: Pull | None = None
-        self.progress = Progress()
+        self.progress = JobProgress()
         self._dirty = asyncio.Event()
         self._last_frame = 0.0
         self._cancel_requested = False
@@ -112,10 +72,11 @@ class PullJob:
 
     def payload(self) -> dict:
         pull, progress = self.pull, self.progress
-        pull.detail, pull.completed, pull.total = (
+        pull.detail, pull.completed, pull.total, pull.fraction = (
             progress.detail,
             progress.completed,
             progress.total,
+            progress.fraction,
         )
         if pull.status != Status.RUNNING:
             return frames.pull_payload(pull)
@@ -158,13 +119,17 @@ class PullJob:
         loop = asyncio.get_running_loop()
         await self._publish()  # the new pull shows on every staff page at once
         # Rows of older versions have no host: those pulls went to the first one.
-        client = OllamaClient(self.pull.host or server.url())
+        host = server.by_url(self.pull.host) if self.pull.host else server.first()
+        if host is None:
+            raise OllamaUnavailable("This Ollama host is no longer configured")
+        client = host.client()
         async with aclosing(client.pull(self.pull.model)) as lines:
             async for chunk in lines:
+                if chunk.get("status") == "success":
+                    self.progress.finish()  # only now: the bar reaches 100 % (progress.py)
+                    return
                 self.progress.feed(chunk, loop.time())
                 self._dirty.set()
-                if chunk.get("status") == "success":
-                    return
         raise OllamaUnavailable("Ollama ended the pull before finishing it")
 
     async def _listen(self) -> None:
@@ -201,7 +166,7 @@ class PullJob:
         while True:
             await asyncio.sleep(settings.PULL_CHECKPOINT_SECONDS)
             since_beat += settings.PULL_CHECKPOINT_SECONDS
-            state = (progress.detail, progress.completed, progress.total)
+            state = (progress.detail, progress.completed, progress.total, progress.fraction)
             if state != saved or since_beat >= beat_every:
                 await database_sync_to_async(services.checkpoint_pull)(self.pull.id, *state)
                 saved, since_beat = state, 0.0
@@ -209,10 +174,14 @@ class PullJob:
     async def _finish(self, status: str, error: str) -> None:
         pull, progress = self.pull, self.progress
         try:
-            if status == Status.DONE:
-                progress.completed = progress.total  # "success": every byte is there
             await database_sync_to_async(services.finish_pull)(
-                pull.id, status, progress.detail, progress.completed, progress.total, error
+                pull.id,
+                status,
+                progress.detail,
+                progress.completed,
+                progress.total,
+                error,
+                fraction=progress.fraction,
             )
             pull.status, pull.error, pull.finished = status, error, timezone.now()
             await self._publish()

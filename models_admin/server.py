@@ -4,10 +4,14 @@ The hosts are the chat's (`chat.hosts.pool()`: OLLAMA_URLS, else OLLAMA_URL), in
 order configured. A request picks one by its index (`?host=1`, or a form's `host`
 field); it never names a URL, so nobody can point the server at an address of their
 choosing. No index means the first host, so with one host nothing changes.
+
+A host's `url` is its address without credentials (`chat.ollama.public_url`): that is
+what pages, frames, pull rows, messages and logs show. Only `client()` uses the URL as
+configured, which may carry `user:secret@`.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.http import Http404
 
@@ -20,7 +24,9 @@ _INDEX = re.compile(r"\d{1,4}", re.ASCII)
 @dataclass(frozen=True)
 class Host:
     index: int
-    url: str
+    url: str  # shown: no credentials
+    # As configured (it may carry credentials): only for connecting, never shown.
+    target: str = field(default="", repr=False, compare=False)
 
     @property
     def query(self) -> str:
@@ -38,11 +44,11 @@ class Host:
         return self.index + 1
 
     def client(self) -> OllamaClient:
-        return OllamaClient(self.url)
+        return OllamaClient(self.target or self.url)
 
 
 def hosts() -> list[Host]:
-    return [Host(index, host.url) for index, host in enumerate(chat_hosts.pool().hosts)]
+    return [Host(index, host.label, host.url) for index, host in enumerate(chat_hosts.pool().hosts)]
 
 
 def several() -> bool:
@@ -70,19 +76,21 @@ def from_request(request) -> Host:
 
 
 def by_url(url: str) -> Host | None:
-    """The configured host with this URL (a pull's row records it), if it still is one."""
-    return next((host for host in hosts() if host.url == url), None)
+    """The configured host with this address (a pull's row records it, without
+    credentials), if it still is one."""
+    return next((host for host in hosts() if url in (host.url, host.target)), None)
 
 
 def url() -> str:
-    """The first host's URL (OLLAMA_URL with one host)."""
+    """The first host's address without credentials (OLLAMA_URL with one host)."""
     return first().url
 
 
 def describe(exc: Exception) -> str:
-    """Ollama's failure in words a staff member can act on, keeping Ollama's message."""
+    """Ollama's failure in words a staff member can act on, keeping Ollama's message.
+    Only staff read these, so they name the host (without credentials)."""
     if isinstance(exc, OllamaUnavailable):
-        return f"{exc}. Check that Ollama is running, then try again."
+        return f"{exc.detailed}. Check that Ollama is running, then try again."
     if isinstance(exc, OllamaError):
         if exc.status == 503:
             return f"Ollama is busy right now; try again shortly (Ollama said: {exc.message})."

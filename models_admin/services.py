@@ -101,18 +101,37 @@ def start_pull(
         ), False
 
 
-def checkpoint_pull(pull_id: int, detail: str, completed: int, total: int) -> None:
-    """Save the progress so far (at most about once a second) and prove we are alive."""
+def checkpoint_pull(pull_id: int, detail: str, completed: int, total: int, fraction: float) -> None:
+    """Save the progress so far (at most about once a second) and prove we are alive.
+    `fraction` (0..1) comes from models_admin/progress.py, which never lowers it."""
     Pull.objects.filter(id=pull_id, status=Status.RUNNING).update(
-        detail=detail[:200], completed=completed, total=total, heartbeat=timezone.now()
+        detail=detail[:200],
+        completed=completed,
+        total=total,
+        fraction=fraction,
+        heartbeat=timezone.now(),
     )
 
 
 def finish_pull(
-    pull_id: int, status: str, detail: str, completed: int, total: int, error: str = ""
+    pull_id: int,
+    status: str,
+    detail: str,
+    completed: int,
+    total: int,
+    error: str = "",
+    *,
+    fraction: float | None = None,
 ) -> bool:
-    """Record the one final state. False if something else already ended it."""
+    """Record the one final state. False if something else already ended it.
+
+    `fraction` is what the bar shows (0..1, models_admin/progress.py): 1 for a pull that
+    is done; any other end keeps the bar where it stopped (None: done means 1, else the
+    saved value stays)."""
     now = timezone.now()
+    fields = {"fraction": fraction} if fraction is not None else {}
+    if status == Status.DONE:
+        fields["fraction"] = 1.0
     return bool(
         Pull.objects.filter(id=pull_id, status=Status.RUNNING).update(
             status=status,
@@ -123,6 +142,7 @@ def finish_pull(
             task_channel="",
             heartbeat=now,
             finished=now,
+            **fields,
         )
     )
 

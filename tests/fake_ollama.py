@@ -23,7 +23,9 @@ Scripting:
   (``error_after``), a connection dropped mid-stream (``drop_after``), ``done_reason``,
   the final ``prompt_eval_count`` (a full context window), tool calls, and the benchmark mode where each token is the time it was sent (``timestamps``).
 * ``fake.busy = True`` makes chat/generate/pull answer 503 "server busy".
-* ``fake.models`` (installed), ``fake.pullable`` (what ``/api/pull`` can fetch),
+* ``fake.models`` (installed), ``fake.pullable`` (what ``/api/pull`` can fetch, layer
+  by layer, each announced when the one before it is done, as Ollama does),
+  ``fake.pull_scripts`` (the exact progress lines of one pull, e.g. an error mid-layer),
   ``fake.add_model()``/``fake.remove_model()``, ``fake.version``.
 * Every request is recorded (``fake.requests``): method, path, parsed body, and whether the
   response finished or the client hung up first. ``fake.wait_for_disconnect()`` waits for the
@@ -135,6 +137,8 @@ class Recorded:
     finished: bool = False  # the whole response was written
     disconnected: bool = False  # the client closed the connection before it finished
     status: int | None = None  # the HTTP status sent, if any
+    # The Authorization header, if any (Ollama ignores it; a proxy in front may not).
+    authorization: str | None = None
 
 
 def _tokens(text: str | list[str]) -> list[str]:
@@ -723,7 +727,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = None
-        self._rec = Recorded(self.command, path, body, time.time())
+        self._rec = Recorded(
+            self.command, path, body, time.time(), authorization=self.headers.get("Authorization")
+        )
         self._aborted = False
         fake._record(self._rec)
         try:
@@ -1005,6 +1011,10 @@ class _Handler(BaseHTTPRequestHandler):
         if stream:
             self._start_stream()
         emit({"status": "pulling manifest"})
+        script = fake._pull_script(key)
+        if script is not None:
+            self._scripted_pull(key, script, stream, emit)
+            return
         if plan is None:
             error = "pull model manifest: file does not exist"
             if stream:
@@ -1026,6 +1036,26 @@ class _Handler(BaseHTTPRequestHandler):
         emit({"status": "verifying sha256 digest"})
         emit({"status": "writing manifest"})
         fake._install_pulled(key, layers, extra)
+        if stream:
+            self._chunk(_dumps({"status": "success"}) + b"\n")
+            self._end_stream()
+        else:
+            self._send_json(200, {"status": "success"})
+
+    def _scripted_pull(self, key: str, script: list[dict[str, Any]], stream: bool, emit) -> None:
+        sizes: dict[str, int] = {}
+        for line in script:
+            if "error" in line:
+                if stream:
+                    self._chunk(_dumps(line) + b"\n")
+                    self._end_stream()
+                else:
+                    self._send_error(500, str(line["error"]))
+                return
+            if isinstance(line.get("digest"), str) and isinstance(line.get("total"), int):
+                sizes[line["digest"]] = line["total"]
+            emit(line)
+        self.server.fake._install_pulled(key, list(sizes.values()) or [1], {})
         if stream:
             self._chunk(_dumps({"status": "success"}) + b"\n")
             self._end_stream()
@@ -1376,6 +1406,11 @@ class FakeOllama:
         self.models: dict[str, dict[str, Any]] = _default_models()
         # name -> layer sizes (or {"layers": [...], **add_model extras}) that /api/pull can fetch.
         self.pullable: dict[str, Any] = {"tinyllama:latest": [40_000_000, 2_000, 500]}
+        # name -> the exact lines /api/pull streams after "pulling manifest", for shapes
+        # the layer plan can't make (a layer's total changing, an error mid-layer). An
+        # {"error": ...} line ends the stream there; otherwise the model is installed and
+        # "success" follows. Checked before ``pullable``.
+        self.pull_scripts: dict[str, list[dict[str, Any]]] = {}
         self.pull_delay: float = 0.01  # seconds between pull progress lines
         self.pull_steps: int = 10  # progress lines per layer
         self.busy: bool = False  # chat/generate/pull answer 503 "server busy"
@@ -1559,6 +1594,13 @@ class FakeOllama:
                 del self.models[old[0]]
             self.models[display_name(destination)] = record
             return True
+
+    def _pull_script(self, key: str) -> list[dict[str, Any]] | None:
+        with self._lock:
+            for name, script in self.pull_scripts.items():
+                if display_name(name).lower() == key.lower():
+                    return [dict(line) for line in script]
+        return None
 
     def _pull_plan(self, key: str) -> tuple[list[int], dict[str, Any] | None] | None:
         """(layer sizes, add_model extras) for a pull; extras None = already installed."""

@@ -185,10 +185,16 @@ async def test_a_reload_mid_pull_shows_the_running_job(fake, staff, staff_user):
     await asyncio.sleep(0.5)  # a few layers' lines and checkpoints
 
     page = (await staff.get("/models/")).content.decode()
-    assert f'<li class="pull" data-pull-id="{pull_id}" data-status="running">' in page
+    # The bar as saved: the fraction that never goes back (models_admin/progress.py).
+    shown = re.search(
+        rf'<li class="pull" data-pull-id="{pull_id}" data-status="running" '
+        r'data-fraction="([\d.]+)">',
+        page,
+    )
     assert 'data-testid="cancel-pull"' in page
-    bar = re.search(r'<progress class="pull-bar" max="(\d+)" value="(\d+)">(\d+)%', page)
-    assert 0 < int(bar[2]) < int(bar[1]) and 0 < int(bar[3]) < 100
+    bar = re.search(r'<progress class="pull-bar" max="1" value="([\d.]+)">(\d+)%', page)
+    assert shown[1] == bar[1] and 0 < float(bar[1]) < 1 and 0 < int(bar[2]) < 100
+    assert int(bar[2]) == int(float(bar[1]) * 100 + 1e-9)
 
     # A page that opens now (another staff member, another tab) gets the job too: its
     # saved state, then the task's live one with the speed.

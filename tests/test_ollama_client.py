@@ -2,7 +2,13 @@
 
 import pytest
 
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, is_valid_model_name
+from chat.ollama import (
+    OllamaClient,
+    OllamaError,
+    OllamaUnavailable,
+    is_valid_model_name,
+    public_url,
+)
 from tests.fake_ollama import Reply
 
 
@@ -75,9 +81,37 @@ async def test_busy_raises_ollama_error_503(fake):
     assert error.value.status == 503 and "server busy" in error.value.message
 
 
-async def test_an_unreachable_server_raises_unavailable_naming_the_url():
-    with pytest.raises(OllamaUnavailable, match="not reachable at http://127.0.0.1:9"):
-        await OllamaClient("http://127.0.0.1:9").version()
+async def test_an_unreachable_server_names_the_url_only_for_staff_and_never_its_secret():
+    with pytest.raises(OllamaUnavailable) as error:
+        await OllamaClient("http://ops:s3cret@127.0.0.1:9/?token=t0k3n").version()
+    # str() is for anyone and for logs: no address; `detailed` (staff) has no secrets.
+    assert str(error.value) == "The Ollama server is not reachable"
+    assert error.value.detailed == "Ollama is not reachable at http://127.0.0.1:9/"
+    assert error.value.host == "http://127.0.0.1:9/"
+
+
+async def test_a_lost_connection_names_the_url_only_for_staff(fake):
+    fake.push_reply(Reply(content=["a", "b", "c"], drop_after=1))
+    with pytest.raises(OllamaUnavailable) as error:
+        await collect(
+            OllamaClient(fake.url).chat_stream("llama3.2", [{"role": "user", "content": "x"}])
+        )
+    assert str(error.value) == "The connection to Ollama was lost"
+    assert error.value.detailed == f"The connection to Ollama at {fake.url} was lost"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://gpu1:11434", "http://gpu1:11434"),
+        ("http://user:secret@gpu1:11434", "http://gpu1:11434"),
+        ("https://user:p%40ss@ollama.internal/base?token=abc#frag", "https://ollama.internal/base"),
+        ("http://user@[::1]:11434", "http://[::1]:11434"),
+        ("http://a:b@[::1:11434/x?k=v", "http://[::1:11434/x"),  # unparseable: stripped anyway
+    ],
+)
+def test_public_url_drops_credentials_and_tokens(url, shown):
+    assert public_url(url) == shown
 
 
 async def test_a_slow_first_token_is_waited_for(fake):

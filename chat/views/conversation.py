@@ -156,7 +156,8 @@ async def model_view(request, name):
     try:
         shown = await (await hosts.client_for(name)).show(name)
     except OllamaUnavailable as exc:
-        return JsonResponse({"error": f"{exc}."}, status=503)
+        # Host addresses are internal: only staff see which one (without credentials).
+        return JsonResponse({"error": f"{exc.detailed if user.is_staff else exc}."}, status=503)
     except OllamaError as exc:
         return JsonResponse({"error": f"Ollama said: {exc.message}"}, status=exc.status or 502)
     capabilities = list(shown.get("capabilities") or [])

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import context_window, hosts, services
 from chat.models import Conversation
-from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
+from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name, public_url
 from chat.settings_form import as_settings
 from chat.views.conversation import branch_context, conversation_settings
 
@@ -71,29 +71,43 @@ def new_conversation(request):
 
 @require_GET
 async def models(request):
-    """The model picker's list, straight from Ollama's /api/tags."""
+    """The model picker's list, from every host's /api/tags (docs/frontend.md).
+
+    Each model: `name`, `parameter_size`, `family`, `available` (False while every host
+    that has it is down: unreachable for now, not missing). Host addresses are internal:
+    only staff get `hosts`, without credentials. `incomplete` is True when a host that is
+    down never listed its models, so a model missing here may be on it."""
     user = await request.auser()
     if not user.is_authenticated:
         return JsonResponse({"error": "Log in first."}, status=401)
+    pool = hosts.pool()
     try:
-        tags = await hosts.pool().list_models()
+        tags = await pool.list_models()
     except OllamaUnavailable as exc:
+        reason = exc.detailed if user.is_staff else str(exc)
         return JsonResponse(
-            {"error": f"{exc}. Answers can't be written until it is back.", "models": []},
+            {"error": f"{reason}. Answers can't be written until it is back.", "models": []},
             status=503,
         )
     except OllamaError as exc:
         return JsonResponse({"error": f"Ollama said: {exc.message}", "models": []}, status=502)
-    names = sorted(
-        (
-            {
-                "name": tag.get("name") or tag.get("model", ""),
-                "parameter_size": (tag.get("details") or {}).get("parameter_size", ""),
-                "family": (tag.get("details") or {}).get("family", ""),
-                "hosts": tag.get("hosts", []),
-            }
-            for tag in tags
-        ),
-        key=lambda item: item["name"],
+    names = []
+    for tag in tags:
+        details = tag.get("details") or {}
+        entry = {
+            "name": tag.get("name") or tag.get("model", ""),
+            "parameter_size": details.get("parameter_size", ""),
+            "family": details.get("family", ""),
+            "available": tag.get("available", True),
+        }
+        if user.is_staff:
+            entry["hosts"] = [public_url(url) for url in tag.get("hosts", [])]
+        names.append(entry)
+    names.sort(key=lambda item: item["name"])
+    return JsonResponse(
+        {
+            "models": names,
+            "default": settings.DEFAULT_MODEL,
+            "incomplete": bool(pool.unknown_down()) if len(pool.hosts) > 1 else False,
+        }
     )
-    return JsonResponse({"models": names, "default": settings.DEFAULT_MODEL})

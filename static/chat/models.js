@@ -3,6 +3,9 @@
 
 import { requestJson } from "./http.js";
 
+// Its Ollama server is down right now: it is installed, just out of reach for a while.
+const UNAVAILABLE = "(unavailable for now)";
+
 function option(value, label) {
   const element = document.createElement("option");
   element.value = value;
@@ -21,8 +24,11 @@ function matchModel(names, wanted) {
 /**
  * Fill `select` with the installed models. `wanted` is the page's model (the
  * conversation's, or the server default on a new chat); it stays selected, marked
- * "(not installed)" when Ollama does not have it. Problems go to `showNotice`; on
- * failure the select keeps its current option so that sending can still be tried.
+ * "(not installed)" when Ollama does not have it. A model whose Ollama server is down
+ * (`available: false`, or any missing model while a server whose models are unknown is
+ * down: `incomplete`) is marked "(unavailable for now)" instead: it is not missing.
+ * Problems go to `showNotice`; on failure the select keeps its current option so that
+ * sending can still be tried.
  */
 export async function loadModels(select, wanted, showNotice, { emptyLabel = "" } = {}) {
   let response;
@@ -43,18 +49,20 @@ export async function loadModels(select, wanted, showNotice, { emptyLabel = "" }
   }
   const models = data.models.filter((model) => model && typeof model.name === "string" && model.name);
   const names = models.map((model) => model.name);
-  const options = models.map((model) =>
-    option(model.name, model.parameter_size ? `${model.name} (${model.parameter_size})` : model.name),
-  );
+  const options = models.map((model) => {
+    const label = model.parameter_size ? `${model.name} (${model.parameter_size})` : model.name;
+    return option(model.name, model.available === false ? `${label} ${UNAVAILABLE}` : label);
+  });
   // Read now, not before the fetch: a choice made meanwhile wins.
   const current = select.value || wanted || "";
   let selected = matchModel(names, current);
   const missing = !selected && current ? current : null;
   if (missing) {
     selected = missing;
-    options.unshift(option(missing, `${missing} (not installed)`));
+    options.unshift(option(missing, `${missing} ${data.incomplete ? UNAVAILABLE : "(not installed)"}`));
   } else if (!selected && !emptyLabel) {
-    selected = matchModel(names, data.default) ?? names[0] ?? null;
+    const available = models.filter((model) => model.available !== false).map((model) => model.name);
+    selected = matchModel(names, data.default) ?? available[0] ?? names[0] ?? null;
   }
   // A form where "no model" means something (the defaults page: the server's default).
   if (emptyLabel) {

@@ -28,10 +28,19 @@ function cancelForm(url) {
   return form;
 }
 
+// What the bar shows, 0..1: the server's `fraction`, which never decreases and is 1
+// only once the pull is done (models_admin/progress.py), not completed / total, which
+// drops whenever Ollama announces another layer.
+function fractionOf(pull) {
+  if (pull.status === "done") return 1;
+  return typeof pull.fraction === "number" ? Math.min(Math.max(pull.fraction, 0), 1) : 0;
+}
+
+/** Whole percent as the server counts it (models_admin/progress.py `percent`). */
 function percentOf(pull) {
   if (pull.status === "done") return 100;
   if (!pull.total) return null;
-  return Math.min(100, Math.floor((pull.completed * 100) / pull.total));
+  return Math.floor(Math.round(fractionOf(pull) * 10000) / 100);
 }
 
 /** "45% · 18.0 MB of 40.0 MB · 8.1 MB/s · 3 s left" */
@@ -71,15 +80,15 @@ function build(row, pull, cancelUrl) {
   row.dataset.built = "";
 }
 
-// A pull only moves forward: running with more bytes, then one final state. The same
+// A pull only moves forward: running with a fuller bar, then one final state. The same
 // pull arrives from the socket, the POST's answer and the database (on reconnect), in
-// any order, so an older state must never replace a newer one.
+// any order, so an older state must never replace a newer one: the bar never goes back.
 function isOlder(row, pull) {
   if (!("status" in row.dataset)) return false;
   const shownFinal = row.dataset.status !== "running";
   const final = pull.status !== "running";
   if (shownFinal !== final) return shownFinal;
-  return !final && pull.completed < Number(row.dataset.completed || 0);
+  return !final && fractionOf(pull) < Number(row.dataset.fraction || 0);
 }
 
 /** Create or update the row of `pull` in `list`. */
@@ -97,18 +106,15 @@ export function showPull(list, pull, cancelUrl) {
   // Server-rendered rows are rebuilt once; a row that stops running loses its button.
   if (!("built" in row.dataset) || (wasRunning && pull.status !== "running")) build(row, pull, cancelUrl);
   row.dataset.status = pull.status;
-  row.dataset.completed = String(pull.completed);
+  row.dataset.fraction = String(fractionOf(pull));
 
   row.querySelector(".pull-state").textContent =
     pull.status === "running" ? pull.detail || "starting" : STATUS_LABELS[pull.status] || pull.status;
   const bar = row.querySelector(".pull-bar");
   const percent = percentOf(pull);
-  if (pull.status === "done") {
+  if (pull.status === "done" || pull.total) {
     bar.max = 1;
-    bar.value = 1;
-  } else if (pull.total) {
-    bar.max = pull.total;
-    bar.value = pull.completed;
+    bar.value = fractionOf(pull);
   } else if (pull.status === "running") {
     bar.removeAttribute("value"); // indeterminate until Ollama names the first layer
   } else {

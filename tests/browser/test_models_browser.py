@@ -110,6 +110,45 @@ def test_pull_a_model_watch_the_bar_then_find_it_in_the_chat(staff_page, fake):
     assert page.js_errors == []
 
 
+# Everything the page shows of the newest pull, each time the page changes it.
+RECORD_BARS = """() => {
+  window.bars = [];
+  new MutationObserver(() => {
+    const row = document.querySelector("li.pull");
+    const bar = row?.querySelector("progress");
+    if (!bar || !bar.hasAttribute("value")) return;
+    window.bars.push([row.dataset.pullId, row.dataset.status, bar.value / bar.max, bar.textContent]);
+  }).observe(document.getElementById("pulls"), {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def test_the_bar_never_moves_back_while_ollama_announces_more_layers(staff_page, fake):
+    page = staff_page
+    # The weights, then the projector, template and params, each announced once the one
+    # before is done: the bytes seen so far drop from 100 % to 87 % at the second layer.
+    fake.pullable["llava:7b"] = [4_100_000_000, 624_000_000, 9_300_000, 100]
+    fake.pull_delay = 0.04
+    page.evaluate(RECORD_BARS)
+    page.fill("input[name=model]", "llava:7b")
+    page.click("[data-testid=pull]")
+    row = page.locator("li.pull").first
+    expect(row).to_have_attribute("data-status", "done", timeout=15_000)
+
+    pull_id = row.get_attribute("data-pull-id")
+    bars = [bar[1:] for bar in page.evaluate("window.bars") if bar[0] == pull_id]
+    running = [(fraction, text) for status, fraction, text in bars if status == "running"]
+    assert len(running) >= 4
+    shown = [fraction for fraction, _ in running]
+    assert shown == sorted(shown), f"the bar went back: {shown}"
+    assert max(shown) < 1 and all(int(text.rstrip("%")) < 100 for _, text in running)
+    assert bars[-1] == ["done", 1, "100%"]
+    expect(row.locator(".pull-numbers")).to_have_text("100% · 4.7 GB of 4.7 GB")
+    # A reload shows the saved state.
+    page.reload()
+    expect(page.locator("li.pull").first).to_have_attribute("data-fraction", "1")
+    assert page.js_errors == []
+
+
 def test_load_watch_the_countdown_then_unload(staff_page, fake):
     page = staff_page
     expect(page.locator("[data-testid=no-running]")).to_have_text("No model is loaded right now.")
@@ -265,5 +304,30 @@ def test_two_hosts_choose_one_and_each_change_lands_in_its_place(browser, two_ho
     b.start()
     expect(row_b).to_have_attribute("data-reachable", "true", timeout=6000)
     expect(row_b.locator(".host-installed")).to_have_text("3")
+    assert errors == []
+    context.close()
+
+
+def test_the_picker_shows_a_model_whose_host_is_down_as_unavailable(browser, two_hosts_url, b):
+    context = browser.new_context(base_url=two_hosts_url)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/login/?next=/")
+    page.fill("input[name=username]", STAFF)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    mistral = page.locator("select[name=model] option[value='mistral:7b']")
+    expect(mistral).to_have_text("mistral:7b (7B)")  # only on B
+
+    # B goes down: its model is out of reach for now, not missing.
+    b.stop()
+    page.reload()
+    expect(mistral).to_have_text("mistral:7b (7B) (unavailable for now)")
+    expect(page.locator("select[name=model] option[value='llama3.2:latest']")).to_have_text(
+        "llama3.2:latest (3.2B)"
+    )
+    expect(page.locator("select[name=model] option", has_text="not installed")).to_have_count(0)
     assert errors == []
     context.close()

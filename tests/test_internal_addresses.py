@@ -70,9 +70,18 @@ def pending_user(db, staff_user, settings):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("persona", ["pending_user", "user"])
-def test_the_model_list_gives_no_host_to_non_staff(client, two_hosts, persona, request):
-    client.force_login(request.getfixturevalue(persona))
+def test_the_model_list_is_refused_to_a_pending_account(client, two_hosts, pending_user):
+    client.force_login(pending_user)
+    response = client.get("/api/models/", headers={"Accept": "application/json"})
+    assert response.status_code == 403
+    text = response.content.decode()
+    assert "127.0.0.1" not in text and not leaks(text)
+    assert not two_hosts.requests  # refused before Ollama was asked
+
+
+@pytest.mark.django_db
+def test_the_model_list_gives_no_host_to_non_staff(client, two_hosts, user):
+    client.force_login(user)
     response = client.get("/api/models/")
     assert response.status_code == 200
     body = response.json()

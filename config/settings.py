@@ -1,5 +1,6 @@
 """Settings for the Ollama chat, all read from the environment (see .env.example)."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -132,6 +133,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Bounded so that a crowd of sign-ups or log-ins leaves CPU for the chat (chat/hashers.py).
+PASSWORD_HASHERS = [
+    "chat.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+PASSWORD_HASH_CONCURRENCY = env_int(
+    "PASSWORD_HASH_CONCURRENCY", max(1, len(os.sched_getaffinity(0)) - 1), minimum=1
+)
 LOGIN_URL = "chat:login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "chat:login"

@@ -12,6 +12,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
+from django.db import IntegrityError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -34,7 +35,13 @@ def signup(request):
         return render(request, "registration/signup_closed.html", status=403)
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.register_user(form.cleaned_data["username"], form.cleaned_data["password1"])
+        try:
+            user = services.register_user(
+                form.cleaned_data["username"], form.cleaned_data["password1"]
+            )
+        except IntegrityError:  # the same name signed up a moment ago
+            form.add_error("username", User._meta.get_field("username").error_messages["unique"])
+            return render(request, "registration/signup.html", {"form": form, "mode": mode})
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         if user.is_superuser:
             messages.success(request, "Welcome! As the first user you are the administrator.")

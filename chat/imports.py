@@ -3,18 +3,24 @@
 The file is untrusted: it may be malformed, huge, or written to hurt. Everything is
 checked here, and the first problem refuses the whole file with a message saying where
 it is; only a file that passes entirely reaches `services.import_conversations`. Ids in
-the file are only references between its own messages: the database gives new ones, and
-nothing in the file names an owner or a file path.
+the file are only references between its own messages (and, for a conversation, the
+mark that recognises it when the same file is imported again): the database gives new
+ones, and nothing in the file names an owner or a file path. Images come as bytes
+(base64), checked here like uploads and stored again by the service.
 """
 
+import base64
+import binascii
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
+from chat import text
 from chat.generation import STAT_FIELDS
 from chat.models import Conversation, Message
 from chat.ollama import is_valid_model_name
@@ -27,6 +33,7 @@ VERSION = 1
 MAX_ANSWER_CHARS = 1_000_000
 MAX_ERROR_CHARS = 2_000
 MAX_REF_CHARS = 64
+MAX_IMAGE_NAME_CHARS = 200
 TITLE_MAX = Conversation._meta.get_field("title").max_length
 MODEL_MAX = Conversation._meta.get_field("model").max_length
 ROLES = set(Message.Role.values)
@@ -53,6 +60,13 @@ class ImportRefused(Exception):
 
 
 @dataclass
+class ImportedImage:
+    data: bytes
+    content_type: str  # from the bytes, never from the file's claim
+    name: str  # where it was: "Conversation 2, message 3, image 1" (for errors)
+
+
+@dataclass
 class ImportedMessage:
     ref: str
     parent: str | None
@@ -64,6 +78,8 @@ class ImportedMessage:
     error: str = ""
     stats: dict = field(default_factory=dict)
     created: datetime | None = None
+    images: list[ImportedImage] = field(default_factory=list)
+    images_missing: int = 0
 
 
 @dataclass
@@ -78,23 +94,46 @@ class ImportedConversation:
     updated: datetime | None = None
     current_leaf: str | None = None
     messages: list[ImportedMessage] = field(default_factory=list)
+    # The exported conversation's id ("" when the file has none): an import of the same
+    # conversation again is recognised by it (Conversation.imported_from).
+    source: str = ""
+    # Images listed without their bytes (exports made before images were included).
+    images_missing: int = 0
 
 
-def parse_import(raw: bytes) -> list[ImportedConversation]:
-    """The conversations of an export file, fully checked, or ImportRefused."""
+# A Markdown export (chat.exports.conversation_markdown) starts "# <title>" and lists
+# "- Model: ..." a line below.
+_MARKDOWN_EXPORT = re.compile(r"\A\ufeff?# [^\n]*\n\n- Model: ")
+ONLY_JSON = (
+    "Only JSON exports can be imported: use “Export JSON” in a conversation's menu, or "
+    "“Export all”."
+)
+
+
+def parse_import(raw: bytes, name: str = "") -> list[ImportedConversation]:
+    """The conversations of an export file, fully checked, or ImportRefused.
+
+    `raw` is the whole file (at most MAX_IMPORT_BYTES), `name` the uploaded file's name,
+    used only to recognise a Markdown export. JSON is read by chat.text.loads_json: at
+    most text.JSON_MAX_DEPTH levels, no NUL or lone surrogate in any text.
+    """
     if len(raw) > settings.MAX_IMPORT_BYTES:
         raise ImportRefused(
             f"The file is too large ({len(raw) / 1e6:.1f} MB; the limit is "
             f"{settings.MAX_IMPORT_BYTES / 1e6:.1f} MB)."
         )
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        source = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportRefused("The file is not UTF-8 text: pick a JSON export.") from None
-    except RecursionError:
-        raise ImportRefused("The file nests too deeply to be an export.") from None
-    except ValueError as exc:
-        raise ImportRefused(f"The file is not valid JSON ({exc}).") from None
+        raise ImportRefused(f"The file is not UTF-8 text. {ONLY_JSON}") from None
+    if name.lower().endswith((".md", ".markdown")) or _MARKDOWN_EXPORT.match(source):
+        raise ImportRefused(f"This is a Markdown export, made for reading. {ONLY_JSON}")
+    try:
+        data = text.loads_json(source)
+    except text.BadText as exc:
+        if exc.message.startswith("is not valid JSON"):
+            raise ImportRefused(f"The file {exc.message}. {ONLY_JSON}") from None
+        raise ImportRefused(f"The file {exc.message}.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ImportRefused(f'This is not an Ollama Chat export (expected "format": "{FORMAT}").')
     if data.get("version") != VERSION:
@@ -125,8 +164,9 @@ def _string(item: dict, key: str, where: str, limit: int, default: str = "") -> 
         raise ImportRefused(f"{where}: {key} must be text.")
     if len(value) > limit:
         raise ImportRefused(f"{where}: {key} is longer than {limit:,} characters.")
-    if "\x00" in value:
-        raise ImportRefused(f"{where}: {key} holds a NUL character.")
+    found = text.problem(value)  # loads_json checked already: kept for other callers
+    if found:
+        raise ImportRefused(f"{where}: {key} {found}.")
     return value
 
 
@@ -239,6 +279,54 @@ def _stats(item: dict, where: str) -> dict:
     return kept
 
 
+def _images(item: dict, where: str) -> tuple[list[ImportedImage], int]:
+    """The images of a message that carry their bytes, checked as uploads are (type by
+    the bytes, MAX_IMAGE_BYTES, MAX_IMAGES_PER_MESSAGE); and how many came without."""
+    from chat.services.attachments import sniff  # the services import this module
+
+    listed = item.get("images") or []
+    if not isinstance(listed, list):
+        raise ImportRefused(f"{where}: images must be a list.")
+    if len(listed) > settings.MAX_IMAGES_PER_MESSAGE:
+        raise ImportRefused(
+            f"{where}: at most {settings.MAX_IMAGES_PER_MESSAGE} images go with one message."
+        )
+    images, missing = [], 0
+    for number, image in enumerate(listed, 1):
+        here = f"{where}, image {number}"
+        if not isinstance(image, dict):
+            raise ImportRefused(f"{here} must be an object.")
+        _string(image, "name", here, MAX_IMAGE_NAME_CHARS)  # informative only
+        encoded = image.get("data")
+        if encoded is None:
+            missing += 1
+            continue
+        if not isinstance(encoded, str):
+            raise ImportRefused(f"{here}: data must be base64 text.")
+        # Checked before decoding: base64 is 4 characters for 3 bytes.
+        if len(encoded) > (settings.MAX_IMAGE_BYTES + 2) // 3 * 4:
+            raise ImportRefused(
+                f"{here} is too large (the limit is {_mb(settings.MAX_IMAGE_BYTES)})."
+            )
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ImportRefused(f"{here}: data is not valid base64.") from None
+        if len(data) > settings.MAX_IMAGE_BYTES:
+            raise ImportRefused(
+                f"{here} is too large (the limit is {_mb(settings.MAX_IMAGE_BYTES)})."
+            )
+        content_type = sniff(data[:16])
+        if content_type is None:
+            raise ImportRefused(f"{here}: only PNG, JPEG, GIF and WebP images can be imported.")
+        images.append(ImportedImage(data, content_type, here))
+    return images, missing
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
 # --- records --------------------------------------------------------------------------
 
 
@@ -255,6 +343,7 @@ def _message(item, where: str) -> ImportedMessage:
     if status == Message.Status.STREAMING:
         # Nothing is writing it here: show it as cut off, to be continued or regenerated.
         status, error = Message.Status.INTERRUPTED, error or INTERRUPTED_ERROR
+    images, missing = _images(item, where)
     return ImportedMessage(
         ref=ref,
         parent=_ref(item.get("parent"), where, "parent"),
@@ -266,6 +355,8 @@ def _message(item, where: str) -> ImportedMessage:
         error=error,
         stats=_stats(item, where),
         created=_time(item, "created", where),
+        images=images,
+        images_missing=missing,
     )
 
 
@@ -306,7 +397,8 @@ def _conversation(item, where: str, checked: dict[str, dict]) -> ImportedConvers
     leaf = _ref(item.get("current_leaf"), where, "current_leaf")
     if leaf is not None and leaf not in {message.ref for message in parsed}:
         raise ImportRefused(f"{where}: current_leaf {leaf!r} is not one of its messages.")
-    title = " ".join(_string(item, "title", where, TITLE_MAX).split())
+    # Cleaned like every title (chat.text.clean_line): bidi and control characters go.
+    title = text.clean_line(_string(item, "title", where, TITLE_MAX))
     return ImportedConversation(
         title=title,
         title_source=_choice(
@@ -320,4 +412,6 @@ def _conversation(item, where: str, checked: dict[str, dict]) -> ImportedConvers
         updated=_time(item, "updated", where),
         current_leaf=leaf,
         messages=parsed,
+        source=_ref(item.get("id"), where, "id") or "",
+        images_missing=sum(message.images_missing for message in parsed),
     )

@@ -34,6 +34,9 @@ MAX_ANSWER_CHARS = 1_000_000
 MAX_ERROR_CHARS = 2_000
 MAX_REF_CHARS = 64
 MAX_IMAGE_NAME_CHARS = 200
+# The file's own levels above a conversation's settings (the file, its list, the
+# conversation): a JSON schema as deep as the settings panel allows still imports.
+FILE_LEVELS = 3
 TITLE_MAX = Conversation._meta.get_field("title").max_length
 MODEL_MAX = Conversation._meta.get_field("model").max_length
 ROLES = set(Message.Role.values)
@@ -115,7 +118,8 @@ def parse_import(raw: bytes, name: str = "") -> list[ImportedConversation]:
 
     `raw` is the whole file (at most MAX_IMPORT_BYTES), `name` the uploaded file's name,
     used only to recognise a Markdown export. JSON is read by chat.text.loads_json: at
-    most text.JSON_MAX_DEPTH levels, no NUL or lone surrogate in any text.
+    most text.JSON_MAX_DEPTH levels within a conversation's settings, no NUL or lone
+    surrogate in any text.
     """
     if len(raw) > settings.MAX_IMPORT_BYTES:
         raise ImportRefused(
@@ -129,10 +133,15 @@ def parse_import(raw: bytes, name: str = "") -> list[ImportedConversation]:
     if name.lower().endswith((".md", ".markdown")) or _MARKDOWN_EXPORT.match(source):
         raise ImportRefused(f"This is a Markdown export, made for reading. {ONLY_JSON}")
     try:
-        data = text.loads_json(source)
+        data = text.loads_json(source, max_depth=text.JSON_MAX_DEPTH + FILE_LEVELS)
     except text.BadText as exc:
         if exc.message.startswith("is not valid JSON"):
             raise ImportRefused(f"The file {exc.message}. {ONLY_JSON}") from None
+        if exc.message.startswith("nests deeper"):
+            raise ImportRefused(
+                f"The file nests too deeply to be an export (at most {text.JSON_MAX_DEPTH} "
+                "levels inside a conversation's settings)."
+            ) from None
         raise ImportRefused(f"The file {exc.message}.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ImportRefused(f'This is not an Ollama Chat export (expected "format": "{FORMAT}").')

@@ -295,7 +295,7 @@ def _bad(**changes):
     [
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe\x00", "not UTF-8"),
-        (b"[" * 100_000 + b"]" * 100_000, "nests deeper than 64 levels"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
         ({"conversations": []}, "not an Ollama Chat export"),
         (_bad(version=2), "version 2 is not supported"),
         (_bad(conversations=[]), "no conversations"),

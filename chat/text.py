@@ -26,7 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-# Deeper than any real export (5 levels), frame (2) or JSON schema for Ollama's `format`
+# Deeper than any real export (7 levels), frame (2) or JSON schema for Ollama's `format`
 # (a dozen for very nested objects). Everything that later walks a value recursively
 # (jsonschema, json.dumps, copy.deepcopy, the database's JSON functions) stays far from
 # Python's recursion limit (1000), whatever the caller's own stack depth.

@@ -219,6 +219,24 @@ def test_a_rename_with_bytes_that_are_not_utf8_is_no_server_error(user, conversa
     assert "\ud800" not in conversation.title and conversation.title.startswith("Trip")
 
 
+# --- search ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "finds"),
+    [("sky\x00", True), ("\x00", False), (f"sky{RLO}", True), ("%ED%A0%80sky", False)],
+)
+def test_search_with_nul_or_broken_characters_answers_and_still_finds(user, query, finds):
+    conversation = Conversation.objects.create(owner=user, model="llama3.2", title="Blue sky")
+    owner = browser_for(user)
+    raw = query if "%" in query else quote(query)  # "%ED%A0%80": not UTF-8
+    assert owner.get(f"/search/?q={raw}").status_code == 200
+    partial = owner.get(f"/search/?q={raw}&partial=1")
+    assert partial.status_code == 200
+    assert (str(conversation.uuid) in partial.json()["html"]) is finds
+
+
 # --- settings -------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from chat import text
 from chat.models import Conversation, Message
 from tests.conftest import add_turns, connect, receive_until
 from tests.fake_ollama import Reply
+from tests.models_admin_helpers import frames_until, open_models_socket, server_frame
 
 RLO = "\u202e"  # right-to-left override: "\u202egnp.exe" shows as "exe.png"
 BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
@@ -178,6 +179,17 @@ async def test_a_client_id_that_cannot_be_sent_back_is_dropped(fake, user, conve
     assert saved["type"] == "message" and saved["client_id"] == ""
     await receive_until(ws, "done")
     await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_models_socket_answers_any_frame_with_bad_frame_and_stays_open(fake, staff_user):
+    socket = await open_models_socket(staff_user)
+    await frames_until(socket, server_frame)
+    for frame in (NESTED_ARRAYS, '{"type": "pull", "name": "\\ud800"}', "\ud800"):
+        await socket.send_to(text_data=frame)
+        [*_, error] = await frames_until(socket, lambda f: f["type"] == "error")
+        assert error["code"] == "bad_frame"
+    await socket.disconnect()
 
 
 # --- rename ---------------------------------------------------------------------------

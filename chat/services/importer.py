@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models, transaction
 from django.utils import timezone
 
-from chat.imports import ImportedConversation, ImportRefused
+from chat.imports import ImportedConversation, ImportedImage, ImportRefused
 from chat.models import Attachment, Conversation, Message
 from chat.services.attachments import AttachmentRefused, add_attachment
 
@@ -91,7 +91,7 @@ def _save(user: AbstractBaseUser, imported: list[ImportedConversation], saved_fi
     messages: list[tuple[dict, uuid.UUID]] = []  # (row, its conversation's uuid)
     parents: list[tuple[uuid.UUID, uuid.UUID]] = []  # (message, parent)
     leaves: list[tuple[uuid.UUID, uuid.UUID]] = []  # (conversation, current leaf)
-    images: list[tuple[uuid.UUID, uuid.UUID, object]] = []  # (conversation, message, image)
+    images: list[tuple[uuid.UUID, uuid.UUID, ImportedImage]] = []  # (conversation, message, image)
     for item in imported:
         updated = min(item.updated or now, now)
         row = {

@@ -5,6 +5,7 @@ tests/test_history_search_export.py; bad characters and nesting in
 tests/test_text_input.py.)"""
 
 import base64
+import html
 import json
 import re
 
@@ -47,6 +48,13 @@ def stranger(other_user):
 def upload(client, data, name="export.json"):
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
     return client.post("/import/", {"file": SimpleUploadedFile(name, raw, "application/json")})
+
+
+def import_error(response) -> str:
+    """The error the import page shows."""
+    assert response.status_code == 400
+    found = re.search(r'data-testid="import-error"><p>(.*?)</p>', response.content.decode(), re.S)
+    return html.unescape(found.group(1))
 
 
 def export_all(client) -> bytes:
@@ -102,20 +110,16 @@ def test_a_markdown_export_is_refused_saying_only_json_exports_import(owner, use
     markdown = owner.get(f"/c/{conversation.uuid}/export.md")
     name = re.search(r'filename="(.+)"', markdown["Content-Disposition"]).group(1)
     for file_name in (name, "renamed.json", "notes.txt"):  # by its name, or by its shape
-        response = upload(owner, markdown.content, name=file_name)
-        assert response.status_code == 400
-        page = response.content.decode().replace("&#x27;", "'")
-        assert "This is a Markdown export" in page
-        assert "Only JSON exports can be imported" in page
+        error = import_error(upload(owner, markdown.content, name=file_name))
+        assert error.startswith("This is a Markdown export, made for reading.")
+        assert "Only JSON exports can be imported" in error
     assert Conversation.objects.count() == 1
 
 
 @pytest.mark.parametrize("raw", [b"hello, world", b"<html></html>", b"\xff\xfe\x00x"])
 def test_any_other_file_is_refused_saying_only_json_exports_import(owner, raw):
-    response = upload(owner, raw, name="notes.txt")
-    assert response.status_code == 400
-    page = response.content.decode().replace("&#x27;", "'")
-    assert "Only JSON exports can be imported" in page and "Markdown" not in page
+    error = import_error(upload(owner, raw, name="notes.txt"))
+    assert "Only JSON exports can be imported" in error and "Markdown" not in error
     assert not Conversation.objects.exists()
 
 

@@ -6,11 +6,9 @@ it is; only a file that passes entirely reaches `services.import_conversations`.
 the file are only references between its own messages (and, for a conversation, the
 mark that recognises it when the same file is imported again): the database gives new
 ones, and nothing in the file names an owner or a file path. Images come as bytes
-(base64), checked here like uploads and stored again by the service.
+(base64), checked like uploads (chat.import_images) and stored again by the service.
 """
 
-import base64
-import binascii
 import copy
 import json
 import re
@@ -22,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 
 from chat import text
 from chat.generation import STAT_FIELDS
+from chat.import_images import BadImage, ImportedImage, parse_images
 from chat.models import Conversation, Message
 from chat.ollama import is_valid_model_name
 from chat.settings_form import SettingsForm, as_settings
@@ -33,7 +32,6 @@ VERSION = 1
 MAX_ANSWER_CHARS = 1_000_000
 MAX_ERROR_CHARS = 2_000
 MAX_REF_CHARS = 64
-MAX_IMAGE_NAME_CHARS = 200
 # The file's own levels above a conversation's settings (the file, its list, the
 # conversation): a JSON schema as deep as the settings panel allows still imports.
 FILE_LEVELS = 3
@@ -60,13 +58,6 @@ class ImportRefused(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-
-
-@dataclass
-class ImportedImage:
-    data: bytes
-    content_type: str  # from the bytes, never from the file's claim
-    name: str  # where it was: "Conversation 2, message 3, image 1" (for errors)
 
 
 @dataclass
@@ -288,54 +279,6 @@ def _stats(item: dict, where: str) -> dict:
     return kept
 
 
-def _images(item: dict, where: str) -> tuple[list[ImportedImage], int]:
-    """The images of a message that carry their bytes, checked as uploads are (type by
-    the bytes, MAX_IMAGE_BYTES, MAX_IMAGES_PER_MESSAGE); and how many came without."""
-    from chat.services.attachments import sniff  # the services import this module
-
-    listed = item.get("images") or []
-    if not isinstance(listed, list):
-        raise ImportRefused(f"{where}: images must be a list.")
-    if len(listed) > settings.MAX_IMAGES_PER_MESSAGE:
-        raise ImportRefused(
-            f"{where}: at most {settings.MAX_IMAGES_PER_MESSAGE} images go with one message."
-        )
-    images, missing = [], 0
-    for number, image in enumerate(listed, 1):
-        here = f"{where}, image {number}"
-        if not isinstance(image, dict):
-            raise ImportRefused(f"{here} must be an object.")
-        _string(image, "name", here, MAX_IMAGE_NAME_CHARS)  # informative only
-        encoded = image.get("data")
-        if encoded is None:
-            missing += 1
-            continue
-        if not isinstance(encoded, str):
-            raise ImportRefused(f"{here}: data must be base64 text.")
-        # Checked before decoding: base64 is 4 characters for 3 bytes.
-        if len(encoded) > (settings.MAX_IMAGE_BYTES + 2) // 3 * 4:
-            raise ImportRefused(
-                f"{here} is too large (the limit is {_mb(settings.MAX_IMAGE_BYTES)})."
-            )
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ImportRefused(f"{here}: data is not valid base64.") from None
-        if len(data) > settings.MAX_IMAGE_BYTES:
-            raise ImportRefused(
-                f"{here} is too large (the limit is {_mb(settings.MAX_IMAGE_BYTES)})."
-            )
-        content_type = sniff(data[:16])
-        if content_type is None:
-            raise ImportRefused(f"{here}: only PNG, JPEG, GIF and WebP images can be imported.")
-        images.append(ImportedImage(data, content_type, here))
-    return images, missing
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
-
 # --- records --------------------------------------------------------------------------
 
 
@@ -352,7 +295,10 @@ def _message(item, where: str) -> ImportedMessage:
     if status == Message.Status.STREAMING:
         # Nothing is writing it here: show it as cut off, to be continued or regenerated.
         status, error = Message.Status.INTERRUPTED, error or INTERRUPTED_ERROR
-    images, missing = _images(item, where)
+    try:
+        images, missing = parse_images(item.get("images"), where)
+    except BadImage as exc:
+        raise ImportRefused(exc.message) from None
     return ImportedMessage(
         ref=ref,
         parent=_ref(item.get("parent"), where, "parent"),

@@ -19,7 +19,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models, transaction
 from django.utils import timezone
 
-from chat.imports import ImportedConversation, ImportedImage, ImportRefused
+from chat.import_images import ImportedImage
+from chat.imports import ImportedConversation, ImportRefused
 from chat.models import Attachment, Conversation, Message
 from chat.services.attachments import AttachmentRefused, add_attachment
 
@@ -145,7 +146,7 @@ def _save(user: AbstractBaseUser, imported: list[ImportedConversation], saved_fi
         try:
             attachment = add_attachment(user, conversation_uuid, upload)
         except AttachmentRefused as exc:
-            raise ImportRefused(f"{image.name}: {exc.message}") from None
+            raise ImportRefused(f"{image.where}: {exc.message}") from None
         saved_files.append(attachment.file.name)
         # Sent with its message at once: add_attachment counts unsent images per message.
         Attachment.objects.filter(pk=attachment.pk).update(message_id=message_ids[message_uuid])

@@ -74,10 +74,10 @@ def check_text(text: str) -> str:
 
 
 def validate_text(value: str) -> None:
-    """`check_text` as a Django form validator (field error instead of BadText)."""
-    found = problem(value)
-    if found:
-        raise ValidationError(f"This text {found}.", code="bad_text")
+    """`check_text` as a Django form validator, for lone surrogates: every forms.CharField
+    already refuses NUL ("Null characters are not allowed."), and one error is enough."""
+    if not value.isascii() and _SURROGATE.search(value):
+        raise ValidationError(f"This text {SURROGATE_MESSAGE}.", code="bad_text")
 
 
 def clean_line(text: str) -> str:

@@ -290,6 +290,17 @@ def services_defaults(user) -> dict:
     return services.user_defaults(user)
 
 
+@pytest.mark.parametrize("field", ["system_prompt", "stop", "format_schema"])
+def test_the_settings_form_refuses_a_lone_surrogate_whoever_fills_it(field):
+    # A form post can't carry one (Django reads such bytes as U+FFFD), but the form also
+    # checks the settings of imported files: it must hold on its own.
+    from chat.settings_form import SettingsForm
+
+    form = SettingsForm({"model": "llama3.2", "format": "schema", field: '"\ud800"'})
+    assert not form.is_valid()
+    assert "lone surrogate" in " ".join(form.errors[field])
+
+
 @pytest.mark.django_db
 def test_a_schema_at_the_depth_limit_is_saved_and_keeps_its_text(user, conversation):
     schema = nested_schema(text.JSON_MAX_DEPTH)

@@ -2,10 +2,16 @@
 move (every message with its parent, so alternates survive an import; read back by
 chat.imports). Read-only; the views check ownership before calling in here.
 
-Images are listed (type and size) but their bytes are not in the file.
+The JSON carries each image's bytes in base64, so that a round trip (export, delete,
+import) keeps them. It is written in pieces: rows are read first (three queries), then
+the text is produced as it is sent, each image read from storage only when its turn
+comes, so a large export never sits whole in memory.
 """
 
+import base64
+import json
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -102,16 +108,25 @@ def conversation_markdown(conversation: Conversation) -> str:
 # --- JSON -----------------------------------------------------------------------------
 
 
-def _envelope(conversations: list[dict]) -> dict:
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "exported": _when(timezone.now()),
-        "conversations": conversations,
-    }
+# Text is sent in pieces of about this many characters; an image's base64 in pieces of
+# 4/3 of IMAGE_READ bytes (a multiple of 3: the pieces join into one valid base64 text).
+PIECE_CHARS = 64 * 1024
+IMAGE_READ = 3 * 64 * 1024
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
-def _conversation_dict(row: dict, messages: list[dict], images: dict[int, list[dict]]) -> dict:
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _open_object(value: dict) -> str:
+    """`value` as JSON without its closing brace, so that more keys can follow."""
+    return _dumps(value)[:-1]
+
+
+def _conversation_dict(row: dict, messages: list[dict]) -> dict:
+    """The conversation with its messages; each message's "images" is left out (the
+    writer adds it last, with the bytes)."""
     uuids = {message["id"]: str(message["uuid"]) for message in messages}
     return {
         "id": str(row["uuid"]),
@@ -140,15 +155,17 @@ def _conversation_dict(row: dict, messages: list[dict], images: dict[int, list[d
                 "error": message["error"],
                 "stats": message["stats"] or {},
                 "created": _when(message["created"]),
-                "images": images.get(message["id"], []),
+                "_id": message["id"],  # for the writer; not written
             }
             for message in messages
         ],
     }
 
 
-def _export(conversations) -> dict:
-    """Three queries, whatever the number of conversations and messages."""
+def _export(conversations) -> Iterator[str]:
+    """Three queries, made now (in the caller's thread, which owns the database
+    connection), whatever the number of conversations, messages and images; the pieces
+    of text come from a generator that reads only image files."""
     rows = list(conversations.order_by("-updated", "-id").values(*CONVERSATION_FIELDS))
     # Subqueries, not lists of ids: SQLite caps the number of query parameters.
     ids = conversations.values("id")
@@ -163,19 +180,75 @@ def _export(conversations) -> dict:
     for attachment in (
         Attachment.objects.filter(conversation_id__in=ids, message__isnull=False)
         .order_by("id")
-        .values("message_id", "content_type", "size")
+        .values("message_id", "uuid", "content_type", "size", "file")
     ):
-        images[attachment["message_id"]].append(
-            {"content_type": attachment["content_type"], "size": attachment["size"]}
-        )
-    return _envelope([_conversation_dict(row, messages[row["id"]], images) for row in rows])
+        images[attachment["message_id"]].append(attachment)
+    return _pieces(_write(rows, messages, images))
 
 
-def conversation_json(conversation: Conversation) -> dict:
-    """One conversation, in the same envelope as `all_conversations_json`."""
+def _write(rows: list[dict], messages: dict, images: dict) -> Iterator[str]:
+    """The file's text in small parts, in the order of `_conversation_dict`'s keys, with
+    each message's "images" last."""
+    head = {"format": FORMAT, "version": VERSION, "exported": _when(timezone.now())}
+    yield _open_object(head) + ', "conversations": ['
+    for number, row in enumerate(rows):
+        conversation = _conversation_dict(row, messages[row["id"]])
+        listed = conversation.pop("messages")
+        yield (", " if number else "") + _open_object(conversation) + ', "messages": ['
+        for index, message in enumerate(listed):
+            attached = images.get(message.pop("_id"), [])
+            yield (", " if index else "") + _open_object(message) + ', "images": ['
+            for position, image in enumerate(attached):
+                if position:
+                    yield ", "
+                yield from _image(image)
+            yield "]}"
+        yield "]}"
+    yield "]}"
+
+
+def _pieces(parts: Iterator[str]) -> Iterator[str]:
+    """Small parts joined into pieces of at least PIECE_CHARS characters: a response
+    piece per message would cost more in sending than in writing."""
+    pending: list[str] = []
+    size = 0
+    for part in parts:
+        pending.append(part)
+        size += len(part)
+        if size >= PIECE_CHARS:
+            yield "".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending)
+
+
+def _image(image: dict) -> Iterator[str]:
+    """One image as a JSON object: name, type, size and its bytes in base64. An image
+    whose file is gone is written without "data" (an import says it is missing)."""
+    meta = {
+        "name": f"{image['uuid']}.{EXTENSIONS.get(image['content_type'], 'bin')}",
+        "content_type": image["content_type"],
+        "size": image["size"],
+    }
+    storage = Attachment._meta.get_field("file").storage
+    try:
+        file = storage.open(image["file"], "rb")
+    except OSError:
+        yield _dumps(meta)
+        return
+    with file:
+        yield _open_object(meta) + ', "data": "'
+        while piece := file.read(IMAGE_READ):
+            yield base64.b64encode(piece).decode("ascii")
+    yield '"}'
+
+
+def conversation_json(conversation: Conversation) -> Iterator[str]:
+    """One conversation, in the same envelope as `all_conversations_json`, as pieces
+    of JSON text (see `_export`)."""
     return _export(Conversation.objects.filter(pk=conversation.pk))
 
 
-def all_conversations_json(user: AbstractBaseUser) -> dict:
-    """Every conversation of `user`, archived ones included."""
+def all_conversations_json(user: AbstractBaseUser) -> Iterator[str]:
+    """Every conversation of `user`, archived ones included, as pieces of JSON text."""
     return _export(Conversation.objects.filter(owner=user))

@@ -3,19 +3,24 @@
 The file is untrusted: it may be malformed, huge, or written to hurt. Everything is
 checked here, and the first problem refuses the whole file with a message saying where
 it is; only a file that passes entirely reaches `services.import_conversations`. Ids in
-the file are only references between its own messages: the database gives new ones, and
-nothing in the file names an owner or a file path.
+the file are only references between its own messages (and, for a conversation, the
+mark that recognises it when the same file is imported again): the database gives new
+ones, and nothing in the file names an owner or a file path. Images come as bytes
+(base64), checked like uploads (chat.import_images) and stored again by the service.
 """
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
+from chat import text
 from chat.generation import STAT_FIELDS
+from chat.import_images import BadImage, ImportedImage, parse_images
 from chat.models import Conversation, Message
 from chat.ollama import is_valid_model_name
 from chat.settings_form import SettingsForm, as_settings
@@ -27,6 +32,9 @@ VERSION = 1
 MAX_ANSWER_CHARS = 1_000_000
 MAX_ERROR_CHARS = 2_000
 MAX_REF_CHARS = 64
+# The file's own levels above a conversation's settings (the file, its list, the
+# conversation): a JSON schema as deep as the settings panel allows still imports.
+FILE_LEVELS = 3
 TITLE_MAX = Conversation._meta.get_field("title").max_length
 MODEL_MAX = Conversation._meta.get_field("model").max_length
 ROLES = set(Message.Role.values)
@@ -69,6 +77,8 @@ class ImportedMessage:
     error: str = ""
     stats: dict = field(default_factory=dict)
     created: datetime | None = None
+    images: list[ImportedImage] = field(default_factory=list)
+    images_missing: int = 0
 
 
 @dataclass
@@ -83,23 +93,52 @@ class ImportedConversation:
     updated: datetime | None = None
     current_leaf: str | None = None
     messages: list[ImportedMessage] = field(default_factory=list)
+    # The exported conversation's id ("" when the file has none): an import of the same
+    # conversation again is recognised by it (Conversation.imported_from).
+    source: str = ""
+    # Images listed without their bytes (exports made before images were included).
+    images_missing: int = 0
 
 
-def parse_import(raw: bytes) -> list[ImportedConversation]:
-    """The conversations of an export file, fully checked, or ImportRefused."""
+# A Markdown export (chat.exports.conversation_markdown) starts "# <title>" and lists
+# "- Model: ..." a line below.
+_MARKDOWN_EXPORT = re.compile(r"\A\ufeff?# [^\n]*\n\n- Model: ")
+ONLY_JSON = (
+    "Only JSON exports can be imported: use “Export JSON” in a conversation's menu, or "
+    "“Export all”."
+)
+
+
+def parse_import(raw: bytes, name: str = "") -> list[ImportedConversation]:
+    """The conversations of an export file, fully checked, or ImportRefused.
+
+    `raw` is the whole file (at most MAX_IMPORT_BYTES), `name` the uploaded file's name,
+    used only to recognise a Markdown export. JSON is read by chat.text.loads_json: at
+    most text.JSON_MAX_DEPTH levels within a conversation's settings, no NUL or lone
+    surrogate in any text.
+    """
     if len(raw) > settings.MAX_IMPORT_BYTES:
         raise ImportRefused(
             f"The file is too large ({len(raw) / 1e6:.1f} MB; the limit is "
             f"{settings.MAX_IMPORT_BYTES / 1e6:.1f} MB)."
         )
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        source = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportRefused("The file is not UTF-8 text: pick a JSON export.") from None
-    except RecursionError:
-        raise ImportRefused("The file nests too deeply to be an export.") from None
-    except ValueError as exc:
-        raise ImportRefused(f"The file is not valid JSON ({exc}).") from None
+        raise ImportRefused(f"The file is not UTF-8 text. {ONLY_JSON}") from None
+    if name.lower().endswith((".md", ".markdown")) or _MARKDOWN_EXPORT.match(source):
+        raise ImportRefused(f"This is a Markdown export, made for reading. {ONLY_JSON}")
+    try:
+        data = text.loads_json(source, max_depth=text.JSON_MAX_DEPTH + FILE_LEVELS)
+    except text.BadText as exc:
+        if exc.message.startswith("is not valid JSON"):
+            raise ImportRefused(f"The file {exc.message}. {ONLY_JSON}") from None
+        if exc.message.startswith("nests deeper"):
+            raise ImportRefused(
+                f"The file nests too deeply to be an export (at most {text.JSON_MAX_DEPTH} "
+                "levels inside a conversation's settings)."
+            ) from None
+        raise ImportRefused(f"The file {exc.message}.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ImportRefused(f'This is not an Ollama Chat export (expected "format": "{FORMAT}").')
     if data.get("version") != VERSION:
@@ -130,8 +169,9 @@ def _string(item: dict, key: str, where: str, limit: int, default: str = "") -> 
         raise ImportRefused(f"{where}: {key} must be text.")
     if len(value) > limit:
         raise ImportRefused(f"{where}: {key} is longer than {limit:,} characters.")
-    if "\x00" in value:
-        raise ImportRefused(f"{where}: {key} holds a NUL character.")
+    found = text.problem(value)  # loads_json checked already: kept for other callers
+    if found:
+        raise ImportRefused(f"{where}: {key} {found}.")
     return value
 
 
@@ -260,6 +300,10 @@ def _message(item, where: str) -> ImportedMessage:
     if status == Message.Status.STREAMING:
         # Nothing is writing it here: show it as cut off, to be continued or regenerated.
         status, error = Message.Status.INTERRUPTED, error or INTERRUPTED_ERROR
+    try:
+        images, missing = parse_images(item.get("images"), where)
+    except BadImage as exc:
+        raise ImportRefused(exc.message) from None
     return ImportedMessage(
         ref=ref,
         parent=_ref(item.get("parent"), where, "parent"),
@@ -271,6 +315,8 @@ def _message(item, where: str) -> ImportedMessage:
         error=error,
         stats=_stats(item, where),
         created=_time(item, "created", where),
+        images=images,
+        images_missing=missing,
     )
 
 
@@ -311,7 +357,8 @@ def _conversation(item, where: str, checked: dict[str, dict]) -> ImportedConvers
     leaf = _ref(item.get("current_leaf"), where, "current_leaf")
     if leaf is not None and leaf not in {message.ref for message in parsed}:
         raise ImportRefused(f"{where}: current_leaf {leaf!r} is not one of its messages.")
-    title = " ".join(_string(item, "title", where, TITLE_MAX).split())
+    # Cleaned like every title (chat.text.clean_line): bidi and control characters go.
+    title = text.clean_line(_string(item, "title", where, TITLE_MAX))
     return ImportedConversation(
         title=title,
         title_source=_choice(
@@ -325,4 +372,6 @@ def _conversation(item, where: str, checked: dict[str, dict]) -> ImportedConvers
         updated=_time(item, "updated", where),
         current_leaf=leaf,
         messages=parsed,
+        source=_ref(item.get("id"), where, "id") or "",
+        images_missing=sum(message.images_missing for message in parsed),
     )

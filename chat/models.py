@@ -51,6 +51,9 @@ class Conversation(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # The id this conversation had in the export file it was imported from ("" when it
+    # was not imported): importing the same file again skips it (chat.services.importer).
+    imported_from = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         indexes = [
@@ -59,6 +62,15 @@ class Conversation(models.Model):
             models.Index(
                 fields=["owner", "archived", "-pinned", "-updated", "-id"],
                 name="conversation_sidebar",
+            ),
+        ]
+        constraints = [
+            # One copy per exported conversation and owner, even when two imports of the
+            # same file race; its index also serves the importer's "already there?" query.
+            models.UniqueConstraint(
+                fields=["owner", "imported_from"],
+                condition=~models.Q(imported_from=""),
+                name="conversation_imported_once",
             ),
         ]
 

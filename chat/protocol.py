@@ -2,12 +2,12 @@
 send, and the shapes of what the server sends that are built outside the generation.
 """
 
-import json
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import context_window
+from chat import context_window, text
 from chat.models import Message
 from chat.ollama import is_valid_model_name
 
@@ -61,13 +61,28 @@ ClientFrame = Send | Regenerate | Edit | Continue | Stop | Sync
 
 
 def _client_id(frame: dict) -> str:
+    """The page's token for a send, echoed back: one it could not have made (not text,
+    control characters, a lone surrogate that could not be sent back) is dropped."""
     value = frame.get("client_id", "")
-    return value[:64] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    value = value[:64]
+    return value if text.clean_line(value) == value else ""
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _message_id(frame: dict) -> str:
+    # A uuid, checked here: a lookup with anything else fails in the database layer,
+    # and the value is echoed back in `sync` errors.
     value = frame.get("id")
-    if not isinstance(value, str) or not value or len(value) > 64:
+    if not isinstance(value, str) or len(value) > 64 or not _is_uuid(value):
         raise ProtocolError("invalid", f"{frame['type']} needs a message id.")
     return value
 
@@ -76,6 +91,9 @@ def _content(frame: dict, client_id: str, allow_empty: bool = False) -> str:
     content = frame.get("content", "")
     if not isinstance(content, str) or (not content.strip() and not allow_empty):
         raise ProtocolError("invalid", "The message is empty.", client_id)
+    found = text.problem(content)
+    if found:
+        raise ProtocolError("invalid", f"The message {found}; remove it and send again.", client_id)
     if len(content) > settings.MAX_MESSAGE_CHARS:
         raise ProtocolError(
             "too_large",
@@ -93,23 +111,26 @@ def _model(frame: dict, client_id: str) -> str:
     return model
 
 
-def parse(text: str | None, binary: bytes | None) -> ClientFrame:
-    """Turn one websocket frame into a client frame, or raise ProtocolError."""
-    if binary is not None or text is None:
+def parse(data: str | None, binary: bytes | None) -> ClientFrame:
+    """Turn one websocket frame into a client frame, or raise ProtocolError: `bad_frame`
+    for anything that is not a JSON object of a known type (nested deeper than
+    text.JSON_MAX_DEPTH included), `too_large`, or `invalid` naming the field."""
+    if binary is not None or data is None:
         raise ProtocolError("bad_frame", "Binary frames are not accepted; send JSON text.")
-    if len(text.encode()) > settings.MAX_FRAME_BYTES:
+    if len(data.encode("utf-8", "surrogatepass")) > settings.MAX_FRAME_BYTES:
         raise ProtocolError("too_large", "That frame is too large.")
     try:
-        frame = json.loads(text)
-    except ValueError:
-        raise ProtocolError("bad_frame", "That frame is not valid JSON.") from None
+        # Strings are checked field by field below, to answer with the send's client_id.
+        frame = text.loads_json(data, strings=False)
+    except text.BadText as exc:
+        raise ProtocolError("bad_frame", f"That frame {exc.message}.") from None
     if not isinstance(frame, dict):
         raise ProtocolError("bad_frame", "A frame must be a JSON object.")
     kind = frame.get("type")
     if kind == "send":
         client_id = _client_id(frame)
         images = frame.get("images", [])
-        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+        if not isinstance(images, list) or not all(_is_uuid(i) for i in images):
             raise ProtocolError("invalid", "images must be a list of attachment ids.", client_id)
         if len(images) > settings.MAX_IMAGES_PER_MESSAGE:
             raise ProtocolError(

@@ -17,6 +17,7 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from chat.models import Conversation, Message
+from chat.text import clean_line
 
 MAX_QUERY_CHARS = 200
 MAX_HITS = 50
@@ -44,7 +45,9 @@ class ConversationHits:
 
 
 def normalize(query: str) -> str:
-    return " ".join(str(query or "").split())[:MAX_QUERY_CHARS]
+    """One line of at most MAX_QUERY_CHARS, cleaned as titles are (chat.text.clean_line):
+    a NUL would make PostgreSQL fail the query, and no saved text holds one."""
+    return clean_line(str(query or ""))[:MAX_QUERY_CHARS]
 
 
 def highlight(text: str, query: str) -> SafeString:

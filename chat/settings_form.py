@@ -8,6 +8,7 @@ import re
 import jsonschema
 from django import forms
 
+from chat import text
 from chat.ollama import is_valid_model_name
 
 THINK_CHOICES = [
@@ -21,7 +22,8 @@ THINK_CHOICES = [
 ]
 FORMAT_CHOICES = [("", "Free text"), ("json", "JSON"), ("schema", "JSON schema")]
 # Go durations as Ollama parses them ("5m", "1h30m", "-1m"), or whole seconds ("3600", "-1").
-_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|-?\d+")
+# ASCII digits only: Go's parser reads no others ("٣m" would reach Ollama and fail there).
+_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|-?\d+", re.ASCII)
 MAX_STOP_SEQUENCES = 8
 MAX_SCHEMA_CHARS = 20_000
 
@@ -40,13 +42,25 @@ OPTION_FIELDS = {
 
 
 class SettingsForm(forms.Form):
+    """Every text field refuses NUL and lone surrogates (chat.text), which a form post
+    can't carry but an imported file's settings can (as JSON escapes)."""
+
     model = forms.CharField(max_length=200, required=False)
-    system_prompt = forms.CharField(max_length=20_000, required=False, strip=False)
-    stop = forms.CharField(required=False, strip=False, help_text="One stop sequence per line.")
+    system_prompt = forms.CharField(
+        max_length=20_000, required=False, strip=False, validators=[text.validate_text]
+    )
+    stop = forms.CharField(
+        required=False,
+        strip=False,
+        help_text="One stop sequence per line.",
+        validators=[text.validate_text],
+    )
     keep_alive = forms.CharField(max_length=20, required=False)
     think = forms.ChoiceField(choices=THINK_CHOICES, required=False)
     format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
-    format_schema = forms.CharField(max_length=MAX_SCHEMA_CHARS, required=False)
+    format_schema = forms.CharField(
+        max_length=MAX_SCHEMA_CHARS, required=False, validators=[text.validate_text]
+    )
 
     def __init__(self, *args, model_required: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,11 +97,13 @@ class SettingsForm(forms.Form):
             cleaned["format_schema_value"] = self._schema(cleaned.get("format_schema", ""))
         return cleaned
 
-    def _schema(self, text: str) -> dict | None:
+    def _schema(self, source: str) -> dict | None:
         try:
-            schema = json.loads(text)
-        except ValueError as exc:
-            self.add_error("format_schema", f"This is not valid JSON: {exc}.")
+            # At most text.JSON_MAX_DEPTH levels: jsonschema's check (and saving it)
+            # recurse through the schema.
+            schema = text.loads_json(source)
+        except text.BadText as exc:
+            self.add_error("format_schema", f"This {exc.message}.")
             return None
         if not isinstance(schema, dict):
             self.add_error("format_schema", "A JSON schema is a JSON object.")
@@ -96,6 +112,11 @@ class SettingsForm(forms.Form):
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
             self.add_error("format_schema", f"This is not a valid JSON schema: {exc.message}.")
+            return None
+        except RecursionError:
+            # jsonschema takes about ten frames per level: within the depth cap this
+            # only happens when the caller's own stack is already deep.
+            self.add_error("format_schema", "This schema nests too deeply to be checked.")
             return None
         return schema
 

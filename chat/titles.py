@@ -19,6 +19,7 @@ from django.conf import settings
 from chat import hosts, services
 from chat.models import Conversation, Message
 from chat.ollama import OllamaError, OllamaUnavailable
+from chat.text import clean_line
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def clean_title(text: str) -> str:
         line = line.strip().strip(_QUOTES).strip().rstrip(_END_PUNCTUATION).strip()
         if line == before:
             break
-    line = " ".join(line.split())
+    line = clean_line(line)  # as every title: no control or bidi override characters
     if len(line) > TITLE_CHARS:
         cut = line[:TITLE_CHARS]
         space = cut.rfind(" ")

@@ -48,6 +48,12 @@ def sky(user):
     return conversation
 
 
+def exported(response) -> dict:
+    """A JSON export as the browser saves it (exports are streamed)."""
+    assert response.status_code == 200
+    return json.loads(b"".join(response.streaming_content))
+
+
 def search(client, query: str, **extra) -> str:
     response = client.get("/search/", {"q": query, **extra})
     assert response.status_code == 200
@@ -148,7 +154,7 @@ def test_markdown_export_is_the_branch_on_screen(owner, sky):
 def test_json_export_holds_every_message_with_its_parent(owner, sky):
     response = owner.get(f"/c/{sky.uuid}/export.json")
     assert response["Content-Disposition"] == 'attachment; filename="sky-colours.json"'
-    data = json.loads(response.content)
+    data = exported(response)
     assert (data["format"], data["version"]) == ("ollama-chat", 1)
     [conversation] = data["conversations"]
     assert conversation["title"] == "Sky colours" and conversation["model"] == "llama3.2"
@@ -165,9 +171,9 @@ def test_export_all_holds_only_the_users_conversations(owner, stranger, sky, oth
     Conversation.objects.filter(pk=sky.pk).update(archived=True)
     response = owner.get("/export/all.json")
     assert response["Content-Disposition"].startswith('attachment; filename="ollama-chat-')
-    titles = [c["title"] for c in json.loads(response.content)["conversations"]]
+    titles = [c["title"] for c in exported(response)["conversations"]]
     assert titles == ["Sky colours"]
-    theirs = json.loads(stranger.get("/export/all.json").content)["conversations"]
+    theirs = exported(stranger.get("/export/all.json"))["conversations"]
     assert [c["title"] for c in theirs] == ["Mallory's plan"]
 
 
@@ -179,7 +185,7 @@ def test_export_all_takes_a_fixed_number_of_queries(owner, user, django_assert_n
         )
     # session, user, approval (chat.access), conversations, messages, images
     with django_assert_num_queries(6):
-        data = json.loads(owner.get("/export/all.json").content)
+        data = exported(owner.get("/export/all.json"))
     assert len(data["conversations"]) == 30
 
 
@@ -203,14 +209,16 @@ def upload(client, data, name="export.json"):
 
 
 def test_an_export_imports_back_as_new_conversations_with_the_same_tree(owner, user, sky):
-    exported = json.loads(owner.get("/export/all.json").content)
-    response = upload(owner, exported)
+    data = exported(owner.get("/export/all.json"))
+    original = {m.content: m for m in sky.messages.select_related("parent")}
+    sky_uuid, sky_updated = sky.uuid, sky.updated
+    assert owner.post(f"/c/{sky.uuid}/delete/").status_code == 200
+    response = upload(owner, data)
     assert response.status_code == 302 and response["Location"] == "/"
-    copy = Conversation.objects.exclude(pk=sky.pk).get()
-    assert copy.owner == user and copy.uuid != sky.uuid
+    copy = Conversation.objects.get()
+    assert copy.owner == user and copy.uuid != sky_uuid
     assert (copy.title, copy.model, copy.title_source) == ("Sky colours", "llama3.2", "message")
-    assert copy.updated == sky.updated
-    original = {m.content: m for m in sky.messages.all()}
+    assert copy.updated == sky_updated
     copied = {m.content: m for m in copy.messages.all()}
     assert set(copied) == set(original)
     for content, message in copied.items():
@@ -242,8 +250,9 @@ def valid_file(**conversation) -> dict:
 
 
 def test_the_file_cannot_choose_ids_owners_or_paths(owner, user, other_user, sky):
+    theirs = Conversation.objects.create(owner=other_user, model="llama3.2", title="Theirs")
     hostile = valid_file(
-        id=str(sky.uuid),
+        id=str(theirs.uuid),
         uuid=str(sky.uuid),
         owner=other_user.pk,
         owner_id=other_user.pk,
@@ -257,10 +266,10 @@ def test_the_file_cannot_choose_ids_owners_or_paths(owner, user, other_user, sky
     )
     assert upload(owner, hostile).status_code == 302
     created = Conversation.objects.get(title="Imported")
-    assert created.owner == user and created.uuid != sky.uuid
+    assert created.owner == user and created.uuid not in (sky.uuid, theirs.uuid)
     assert not created.attachments.exists()
     assert Message.objects.filter(uuid=sky.current_leaf.uuid).count() == 1
-    assert not Conversation.objects.filter(owner=other_user).exists()
+    assert list(Conversation.objects.filter(owner=other_user)) == [theirs]
 
 
 def test_a_streaming_answer_imports_as_interrupted(owner):

@@ -42,11 +42,12 @@ from chat.services.history import (
     set_archived,
     set_pinned,
 )
-from chat.services.importer import import_conversations
+from chat.services.importer import ImportResult, import_conversations
 
 __all__ = [
     "HistoryRefused",
     "delete_conversation",
+    "ImportResult",
     "import_conversations",
     "open_at_message",
     "rename_conversation",

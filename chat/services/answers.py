@@ -11,7 +11,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from chat import limits, protocol
+from chat import limits, protocol, text
 from chat.models import Attachment, Conversation, Message
 from chat.services.accounts import can_chat
 from chat.services.branches import annotate_alternates, history_for
@@ -56,8 +56,8 @@ class StartedAnswer:
         }
 
 
-def _title_from(text: str) -> str:
-    line = " ".join(text.split())
+def _title_from(content: str) -> str:
+    line = text.clean_line(content)  # as every title: see chat.text
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 

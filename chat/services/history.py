@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import Http404
 
+from chat import text
 from chat.models import Attachment, Conversation, Message
 from chat.services.branches import branch, select_alternate
 from chat.services.conversations import get_conversation_for_user
@@ -41,8 +42,9 @@ def _publish_title(conversation: Conversation) -> None:
 
 @transaction.atomic
 def rename_conversation(user: AbstractBaseUser, conversation_uuid, title: str) -> Conversation:
-    """The owner's title, which the automatic title never overwrites."""
-    title = " ".join(str(title).split())
+    """The owner's title, which the automatic title never overwrites. Cleaned like every
+    title (chat.text.clean_line: one line, no control or bidi override characters)."""
+    title = text.clean_line(str(title))
     if not title:
         raise HistoryRefused("A title can't be empty.")
     if len(title) > TITLE_MAX:
@@ -108,9 +110,12 @@ def delete_conversation(user: AbstractBaseUser, conversation_uuid) -> None:
 def save_model_title(conversation_id: int, title: str) -> bool:
     """The automatic title (chat.titles), only while the title still comes from the first
     message: a rename that got there first wins. True if saved."""
+    title = text.clean_line(title)[:TITLE_MAX]
+    if not title:
+        return False
     return bool(
         Conversation.objects.filter(id=conversation_id, title_source=TitleSource.MESSAGE).update(
-            title=title[:TITLE_MAX], title_source=TitleSource.MODEL
+            title=title, title_source=TitleSource.MODEL
         )
     )
 

@@ -5,33 +5,100 @@ bulk_update: a 20 MB file holds tens of thousands of messages, and the ORM's per
 (and bulk_update's CASE expressions) took most of a minute, holding SQLite's write lock
 the whole time. Values still go through each field's own preparation, and fields the file
 does not set take their model defaults.
+
+Images go through `add_attachment`, the upload's own path (type by the bytes, size,
+whatever else uploads check), a few queries each: they are few next to messages.
 """
 
 import uuid
+from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models, transaction
 from django.utils import timezone
 
-from chat.imports import ImportedConversation
-from chat.models import Conversation, Message
+from chat.import_images import ImportedImage
+from chat.imports import ImportedConversation, ImportRefused
+from chat.models import Attachment, Conversation, Message
+from chat.services.attachments import AttachmentRefused, add_attachment
 
 BATCH = 500
 
 
-def import_conversations(user: AbstractBaseUser, imported: list[ImportedConversation]) -> int:
+@dataclass
+class ImportResult:
+    imported: int  # conversations created
+    already_there: int  # skipped: imported before, or the exported conversation itself
+    images: int  # images restored
+    images_missing: int  # listed in the file without their bytes (older exports)
+
+
+def _already_there(user: AbstractBaseUser) -> set[str]:
+    """Exported ids that name a conversation `user` has: one imported from it, or the
+    very conversation that was exported (its uuid). Only the user's own: another user's
+    file never learns what exists elsewhere."""
+    found: set[str] = set()
+    for uuid_, source in Conversation.objects.filter(owner=user).values_list(
+        "uuid", "imported_from"
+    ):
+        found.add(str(uuid_))
+        if source:
+            found.add(source)
+    return found
+
+
+@transaction.atomic
+def import_conversations(
+    user: AbstractBaseUser, imported: list[ImportedConversation]
+) -> ImportResult:
     """Create the conversations for `user` with new ids everywhere (the file names no id,
-    owner or file); return how many. Queries grow with batches of BATCH rows, not rows."""
+    owner or file), skipping those already there (by the exported conversation id, see
+    `_already_there`; a file holding one twice gets it once). Queries grow with batches
+    of BATCH rows, not rows, plus a few per image. Raises ImportRefused when an image is
+    refused by the upload checks; nothing is then saved, files included."""
+    # Imports by the same user wait for each other here, so two of one file can't both
+    # decide a conversation is new (PostgreSQL; SQLite's IMMEDIATE transactions
+    # serialise all writers). The unique constraint is the last word either way.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+    seen = _already_there(user)
+    fresh = []
+    for item in imported:
+        if item.source and item.source in seen:
+            continue
+        seen.add(item.source)
+        fresh.append(item)
+    saved_files: list[str] = []
+    try:
+        images = _save(user, fresh, saved_files)
+    except BaseException:
+        # The rows roll back with the transaction; the files must go by hand.
+        storage = Attachment._meta.get_field("file").storage
+        for name in saved_files:
+            storage.delete(name)
+        raise
+    return ImportResult(
+        imported=len(fresh),
+        already_there=len(imported) - len(fresh),
+        images=images,
+        images_missing=sum(item.images_missing for item in fresh),
+    )
+
+
+def _save(user: AbstractBaseUser, imported: list[ImportedConversation], saved_files) -> int:
     now = timezone.now()
     conversations: list[dict] = []
     messages: list[tuple[dict, uuid.UUID]] = []  # (row, its conversation's uuid)
     parents: list[tuple[uuid.UUID, uuid.UUID]] = []  # (message, parent)
     leaves: list[tuple[uuid.UUID, uuid.UUID]] = []  # (conversation, current leaf)
+    images: list[tuple[uuid.UUID, uuid.UUID, ImportedImage]] = []  # (conversation, message, image)
     for item in imported:
         updated = min(item.updated or now, now)
         row = {
             "uuid": uuid.uuid4(),
             "owner_id": user.pk,
+            "imported_from": item.source,
             "title": item.title,
             "title_source": item.title_source,
             "model": item.model,
@@ -58,23 +125,32 @@ def import_conversations(user: AbstractBaseUser, imported: list[ImportedConversa
             messages.append((fields, row["uuid"]))
             if message.parent:
                 parents.append((refs[message.ref], refs[message.parent]))
+            images += [(row["uuid"], refs[message.ref], image) for image in message.images]
         if item.current_leaf:
             leaves.append((row["uuid"], refs[item.current_leaf]))
 
-    with transaction.atomic():
-        _insert(Conversation, conversations)
-        conversation_ids = _ids(Conversation, [row["uuid"] for row in conversations])
-        for row, conversation_uuid in messages:
-            row["conversation_id"] = conversation_ids[conversation_uuid]
-        _insert(Message, [row for row, _ in messages])
-        message_ids = _ids(Message, [row["uuid"] for row, _ in messages])
-        _update(Message, "parent", [(message_ids[p], message_ids[m]) for m, p in parents])
-        _update(
-            Conversation,
-            "current_leaf",
-            [(message_ids[leaf], conversation_ids[c]) for c, leaf in leaves],
-        )
-    return len(conversations)
+    _insert(Conversation, conversations)
+    conversation_ids = _ids(Conversation, [row["uuid"] for row in conversations])
+    for row, conversation_uuid in messages:
+        row["conversation_id"] = conversation_ids[conversation_uuid]
+    _insert(Message, [row for row, _ in messages])
+    message_ids = _ids(Message, [row["uuid"] for row, _ in messages])
+    _update(Message, "parent", [(message_ids[p], message_ids[m]) for m, p in parents])
+    _update(
+        Conversation,
+        "current_leaf",
+        [(message_ids[leaf], conversation_ids[c]) for c, leaf in leaves],
+    )
+    for conversation_uuid, message_uuid, image in images:
+        upload = SimpleUploadedFile("import", image.data, image.content_type)
+        try:
+            attachment = add_attachment(user, conversation_uuid, upload)
+        except AttachmentRefused as exc:
+            raise ImportRefused(f"{image.where}: {exc.message}") from None
+        saved_files.append(attachment.file.name)
+        # Sent with its message at once: add_attachment counts unsent images per message.
+        Attachment.objects.filter(pk=attachment.pk).update(message_id=message_ids[message_uuid])
+    return len(images)
 
 
 def _insert(model: type[models.Model], rows: list[dict]) -> None:

@@ -2,12 +2,14 @@
 delete, search, export and import. Every view that names a conversation looks it up
 through `services.get_conversation_for_user`: a stranger gets a 404, never data."""
 
-import json
+from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, JsonResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,7 +24,10 @@ def _flag(request, name: str) -> bool:
 
 
 def _attachment(body: str | bytes, content_type: str, name: str) -> HttpResponse:
-    response = HttpResponse(body, content_type=content_type)
+    return _download(HttpResponse(body, content_type=content_type), name)
+
+
+def _download(response: HttpResponse | StreamingHttpResponse, name: str):
     # `name` is ASCII without quotes (exports.filename), safe inside the header.
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = "private, no-store"
@@ -129,24 +134,38 @@ def export_markdown_view(request, conversation_uuid):
     )
 
 
+def _streamed(request, pieces: Iterator[str], name: str) -> StreamingHttpResponse:
+    """A JSON download sent as it is written (exports carry images: never whole in
+    memory). Under ASGI (Daphne) Django would first collect a plain iterator into a list,
+    so it gets an async one, each piece made in a worker thread (reading image files)."""
+    content = _async_pieces(pieces) if isinstance(request, ASGIRequest) else pieces
+    return _download(StreamingHttpResponse(content, content_type="application/json"), name)
+
+
+async def _async_pieces(pieces: Iterator[str]) -> AsyncIterator[str]:
+    done = object()
+    # No database work happens in here (exports made their queries already), so any
+    # thread will do.
+    following = sync_to_async(next, thread_sensitive=False)
+    while (piece := await following(pieces, done)) is not done:
+        yield piece
+
+
 @login_required
 @require_GET
 def export_json_view(request, conversation_uuid):
     conversation = services.get_conversation_for_user(request.user, conversation_uuid)
-    return _attachment(
-        json.dumps(exports.conversation_json(conversation), ensure_ascii=False, indent=1),
-        "application/json",
-        exports.filename(conversation, "json"),
+    return _streamed(
+        request, exports.conversation_json(conversation), exports.filename(conversation, "json")
     )
 
 
 @login_required
 @require_GET
 def export_all_view(request):
-    data = exports.all_conversations_json(request.user)
-    return _attachment(
-        json.dumps(data, ensure_ascii=False),
-        "application/json",
+    return _streamed(
+        request,
+        exports.all_conversations_json(request.user),
         f"ollama-chat-{timezone.localdate():%Y-%m-%d}.json",
     )
 
@@ -167,9 +186,32 @@ def import_view(request):
                 f"The file is too large ({upload.size / 1e6:.1f} MB; the limit is "
                 f"{context['max_mb']:.1f} MB)."
             )
-        imported = imports.parse_import(upload.read())
+        imported = imports.parse_import(upload.read(), upload.name or "")
+        result = services.import_conversations(request.user, imported)
     except imports.ImportRefused as exc:
         return render(request, "chat/import.html", {**context, "error": exc.message}, status=400)
-    count = services.import_conversations(request.user, imported)
-    messages.success(request, f"Imported {count} conversation{'s' if count != 1 else ''}.")
+    messages.success(request, _import_summary(result))
     return redirect("chat:home")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _import_summary(result: services.ImportResult) -> str:
+    """ "Imported 2 conversations." / "1 imported, 3 already there." and a note on images."""
+    if not result.already_there:
+        summary = f"Imported {_plural(result.imported, 'conversation')}."
+    elif not result.imported:
+        summary = (
+            f"Nothing imported: the file's {_plural(result.already_there, 'conversation')} "
+            f"{'is' if result.already_there == 1 else 'are'} already there."
+        )
+    else:
+        summary = f"{result.imported} imported, {result.already_there} already there."
+    if result.images_missing:
+        summary += (
+            f" {_plural(result.images_missing, 'image')} could not be restored: the file "
+            "lists them without their data (it was exported before images were included)."
+        )
+    return summary

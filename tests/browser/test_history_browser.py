@@ -1,6 +1,7 @@
 """The conversation list in Chromium: rename, pin, archive, delete, search and open a hit,
 keyboard shortcuts, export and re-import."""
 
+import base64
 import json
 import re
 
@@ -12,6 +13,10 @@ from tests.fake_ollama import Reply
 pytestmark = pytest.mark.browser
 
 LINK = "[data-testid=conversation-link]"
+# A 1x1 transparent PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 
 
 def chat(page, text: str) -> None:
@@ -112,8 +117,19 @@ def test_search_highlights_and_opens_the_conversation_at_the_hit(page, signed_up
 
 
 def test_export_and_import_back(page, signed_up, fake, tmp_path):
+    # A question with an image, to a vision model.
+    page.click("[data-testid=new-chat]")
+    page.select_option("select[name=model]", "llava:latest")
+    image = tmp_path / "dot.png"
+    image.write_bytes(PNG)
+    page.set_input_files("input[type=file][name=image]", str(image))
+    expect(page.locator("#attachments .attachment.uploading")).to_have_count(0)
+    expect(page.locator("#attachments img")).to_have_count(1)
     fake.push_reply(Reply(content="Paris is the capital of France."))
-    chat(page, "Capital of France?")
+    page.fill("textarea[name=prompt]", "Capital of France?")
+    page.press("textarea[name=prompt]", "Enter")
+    page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    expect(page.locator("[data-role=assistant]").last).to_have_attribute("data-status", "complete")
 
     with page.expect_download() as markdown:
         menu(page, "Capital of France?", "export-md")
@@ -125,24 +141,44 @@ def test_export_and_import_back(page, signed_up, fake, tmp_path):
         page.click("[data-testid=export-all]")
     data = json.loads(open(everything.value.path(), encoding="utf-8").read())
     assert [c["title"] for c in data["conversations"]] == ["Capital of France?"]
+    [question] = [m for m in data["conversations"][0]["messages"] if m["role"] == "user"]
+    assert [base64.b64decode(i["data"]) for i in question["images"]] == [PNG]
 
-    # A broken file is refused with a reason, and nothing appears.
+    # The Markdown export and a broken file are refused with a reason; nothing appears.
     broken = tmp_path / "broken.json"
     broken.write_text(
         '{"format": "ollama-chat", "version": 1, "conversations": [{"model": "x y"}]}'
     )
     page.click("[data-testid=import]")
-    page.set_input_files("input[type=file]", str(broken))
-    page.click("[data-testid=import-submit]")
-    expect(page.locator("[data-testid=import-error]")).to_contain_text(
-        "not a valid Ollama model name"
-    )
+    for path, says in (
+        (markdown.value.path(), "Only JSON exports can be imported"),
+        (str(broken), "not a valid Ollama model name"),
+    ):
+        page.set_input_files("input[type=file]", path)
+        page.click("[data-testid=import-submit]")
+        expect(page.locator("[data-testid=import-error]")).to_contain_text(says)
 
+    # While the conversation is there, importing its export adds nothing.
+    page.set_input_files("input[type=file]", everything.value.path())
+    page.click("[data-testid=import-submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    expect(page.locator(".flash")).to_contain_text("is already there")
+    expect(page.locator(LINK, has_text="Capital of France?")).to_have_count(1)
+
+    # Deleted, then imported back: the same conversation, its image included.
+    menu(page, "Capital of France?", "delete-conversation")
+    page.click("[data-testid=confirm-delete]")
+    expect(page.locator(LINK)).to_have_count(0)
+    page.click("[data-testid=import]")
     page.set_input_files("input[type=file]", everything.value.path())
     page.click("[data-testid=import-submit]")
     page.wait_for_url(re.compile(r"/$"))
     expect(page.locator(".flash")).to_contain_text("Imported 1 conversation.")
-    expect(page.locator(LINK, has_text="Capital of France?")).to_have_count(2)
-    page.locator(LINK, has_text="Capital of France?").nth(1).click()
+    page.locator(LINK, has_text="Capital of France?").click()
     expect(page.locator("[data-role=assistant]")).to_contain_text("Paris is the capital")
+    expect(page.locator("[data-role=user] .msg-images img")).to_have_count(1)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.msg-images img'); "
+        "return i && i.complete && i.naturalWidth === 1; }"
+    )
     assert page.js_errors == []

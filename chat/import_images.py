@@ -1,6 +1,6 @@
-"""The images of an imported message (chat.imports): base64 in the file, checked as
-uploads are before anything is saved, then stored by chat.services.importer through the
-upload's own service (chat.services.attachments.add_attachment).
+"""The images of an imported message (chat.imports): base64 in the file, checked and
+cleaned as uploads are (chat.images.prepare_image) before anything is saved, then stored
+by chat.services.importer (chat.services.attachments.store_image).
 
 Each image is `{"name", "content_type", "size", "data"}` as chat.exports writes it. Only
 `data` is used: the type comes from the bytes, the name and size are the file's claims.
@@ -11,6 +11,8 @@ import binascii
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from chat.images import ImageRefused, PreparedImage, prepare_image
 
 MAX_NAME_CHARS = 200
 
@@ -25,8 +27,7 @@ class BadImage(ValueError):
 
 @dataclass
 class ImportedImage:
-    data: bytes
-    content_type: str  # from the bytes, never from the file's claim
+    image: PreparedImage  # checked, upright, without metadata; its type from the bytes
     where: str  # "Conversation 2, message 3, image 1", for errors found when saving
 
 
@@ -36,11 +37,9 @@ def parse_images(listed, where: str) -> tuple[list[ImportedImage], int]:
     value (None or a list), `where` names the message ("Conversation 2, message 3").
 
     Checked as uploads are: at most MAX_IMAGES_PER_MESSAGE, at most MAX_IMAGE_BYTES
-    (measured on the base64 text before decoding it, then on the bytes), PNG, JPEG, GIF
-    or WebP by the first bytes (chat.services.attachments.sniff). Raises BadImage.
+    (measured on the base64 text before decoding it, then on the bytes), then decoded,
+    turned upright and stripped of metadata by chat.images.prepare_image. Raises BadImage.
     """
-    from chat.services.attachments import sniff  # the services import chat.imports
-
     listed = listed or []
     if not isinstance(listed, list):
         raise BadImage(f"{where}: images must be a list.")
@@ -72,8 +71,9 @@ def parse_images(listed, where: str) -> tuple[list[ImportedImage], int]:
             raise BadImage(f"{here}: data is not valid base64.") from None
         if len(data) > limit:
             raise BadImage(f"{here} {too_large}")
-        content_type = sniff(data[:16])
-        if content_type is None:
-            raise BadImage(f"{here}: only PNG, JPEG, GIF and WebP images can be imported.")
-        images.append(ImportedImage(data, content_type, here))
+        try:
+            prepared = prepare_image(data)
+        except ImageRefused as exc:
+            raise BadImage(f"{here}: {exc.message}") from None
+        images.append(ImportedImage(prepared, here))
     return images, missing

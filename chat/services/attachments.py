@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import Http404
 
-from chat.images import ImageRefused, prepare_image
+from chat.images import ImageRefused, PreparedImage, prepare_image
 from chat.models import Attachment
 from chat.services.conversations import get_conversation_for_user
 
@@ -43,8 +43,20 @@ def add_attachment(user: AbstractBaseUser, conversation_uuid, upload: UploadedFi
         image = prepare_image(upload.read())
     except ImageRefused as exc:
         raise AttachmentRefused(exc.message, exc.status) from exc
+    return store_image(conversation.pk, image)
+
+
+def store_image(
+    conversation_id: int, image: PreparedImage, message_id: int | None = None
+) -> Attachment:
+    """Save an image that chat.images.prepare_image already checked and cleaned, as the
+    conversation's (and, for an imported history, its message's) attachment. The file
+    is written at once: callers delete it if their transaction fails."""
     attachment = Attachment(
-        conversation=conversation, content_type=image.content_type, size=len(image.data)
+        conversation_id=conversation_id,
+        message_id=message_id,
+        content_type=image.content_type,
+        size=len(image.data),
     )
     attachment.file.save("upload", ContentFile(image.data), save=False)
     attachment.save()

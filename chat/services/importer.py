@@ -6,8 +6,9 @@ bulk_update: a 20 MB file holds tens of thousands of messages, and the ORM's per
 the whole time. Values still go through each field's own preparation, and fields the file
 does not set take their model defaults.
 
-Images go through `add_attachment`, the upload's own path (type by the bytes, size,
-whatever else uploads check), a few queries each: they are few next to messages.
+Images were checked and cleaned as uploads are (chat.images.prepare_image) while the file
+was read; `store_image` saves each, a query and a file each: they are few next to
+messages.
 """
 
 import uuid
@@ -15,14 +16,13 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models, transaction
 from django.utils import timezone
 
 from chat.import_images import ImportedImage
-from chat.imports import ImportedConversation, ImportRefused
+from chat.imports import ImportedConversation
 from chat.models import Attachment, Conversation, Message
-from chat.services.attachments import AttachmentRefused, add_attachment
+from chat.services.attachments import store_image
 
 BATCH = 500
 
@@ -141,15 +141,11 @@ def _save(user: AbstractBaseUser, imported: list[ImportedConversation], saved_fi
         "current_leaf",
         [(message_ids[leaf], conversation_ids[c]) for c, leaf in leaves],
     )
-    for conversation_uuid, message_uuid, image in images:
-        upload = SimpleUploadedFile("import", image.data, image.content_type)
-        try:
-            attachment = add_attachment(user, conversation_uuid, upload)
-        except AttachmentRefused as exc:
-            raise ImportRefused(f"{image.where}: {exc.message}") from None
+    for conversation_uuid, message_uuid, imported_image in images:
+        attachment = store_image(
+            conversation_ids[conversation_uuid], imported_image.image, message_ids[message_uuid]
+        )
         saved_files.append(attachment.file.name)
-        # Sent with its message at once: add_attachment counts unsent images per message.
-        Attachment.objects.filter(pk=attachment.pk).update(message_id=message_ids[message_uuid])
     return len(images)
 
 

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.browser
 
 LINK = "[data-testid=conversation-link]"
 # A 1x1 transparent PNG.
+# A 1x1 PNG in Pillow's own encoding: stored images are re-encoded without metadata
+# (chat.images), and these bytes come out of it unchanged.
 PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR4nGNgYAAAAAMAAbitOmMAAAAASUVORK5CYII="
 )
 
 

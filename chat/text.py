@@ -22,6 +22,7 @@ every entry point refuses the same things with the same words (docs/input.md).
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -83,8 +84,13 @@ def validate_text(value: str) -> None:
 def clean_line(text: str) -> str:
     """A one-line name (a title): whitespace folded to single spaces, control characters,
     bidi embedding/override/isolate controls and lone surrogates removed, ends stripped.
-    Never raises; may return ""."""
-    return " ".join(_NOT_IN_A_LINE.sub("", " ".join(text.split())).split())
+    A name of invisible characters only (zero-width spaces and joiners, soft hyphens:
+    Unicode's "format" category) would look blank, so it is "" too; inside a visible
+    name they stay (emoji sequences and some scripts need joiners). Never raises."""
+    line = " ".join(_NOT_IN_A_LINE.sub("", " ".join(text.split())).split())
+    if all(unicodedata.category(c) == "Cf" or c.isspace() for c in line):
+        return ""
+    return line
 
 
 def printable(text: str, limit: int = 40) -> str:
@@ -99,6 +105,17 @@ def printable(text: str, limit: int = 40) -> str:
 
 def _no_constant(name: str) -> float:
     raise BadText(f"is not valid JSON ({name} is not a number JSON allows)")
+
+
+# Integers in JSON from people: far beyond any count or option, and Python's own limit
+# (4,300 digits) would otherwise answer in words about sys.set_int_max_str_digits().
+MAX_INT_DIGITS = 100
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadText(f"is not valid JSON (a number with more than {MAX_INT_DIGITS} digits)")
+    return int(text)
 
 
 def _finite(text: str) -> float:
@@ -120,7 +137,9 @@ def loads_json(text: str, *, max_depth: int = JSON_MAX_DEPTH, strings: bool = Tr
     so deep that the parser itself gives up (RecursionError) gets the same answer.
     """
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer
+        )
     except RecursionError:
         raise BadText(f"nests deeper than {max_depth} levels") from None
     except BadText:

@@ -143,3 +143,13 @@ class ThinkSplitter:
         if self._state in (self._OPENED, self._AFTER):
             return Split()
         return Split(content=pending)
+
+
+def answer_of(reply: str) -> str:
+    """The answer part of a whole reply (e.g. a title request's): reasoning removed,
+    whether the model wrote a `<think>` block or only the closing tag."""
+    splitter = ThinkSplitter()
+    answer = ""
+    for split in (splitter.feed(reply), splitter.flush()):
+        answer = split.content if split.moved else answer + split.content
+    return answer

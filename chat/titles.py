@@ -20,6 +20,7 @@ from chat import hosts, services
 from chat.models import Conversation, Message
 from chat.ollama import OllamaError, OllamaUnavailable
 from chat.text import clean_line
+from chat.thinking import answer_of
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ _END_PUNCTUATION = ".!?:;,。！？：；、…"
 def clean_title(text: str) -> str:
     """The model's reply as a title: one line, no quotes, Markdown or "Title:" prefix,
     no final punctuation, at most TITLE_CHARS characters. "" when nothing is left."""
-    text = _THINK.sub("", text or "")
+    text = _THINK.sub("", answer_of(text or ""))  # an unclosed <think> too
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     for _ in range(3):  # each pass may uncover more: **"Title: x".**
         before = line

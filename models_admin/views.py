@@ -189,6 +189,9 @@ async def index(request):
 async def detail(request):
     host = server.from_request(request)
     name = request.GET.get("model", "")
+    if not is_valid_model_name(name):
+        # Shown back escaped: a NUL or control character must not reach the page as is.
+        name = name[:100].encode("unicode_escape").decode("ascii")
     context = {
         "name": name,
         "host": host,
@@ -197,7 +200,7 @@ async def detail(request):
         "default_keep_alive": DEFAULT_KEEP_ALIVE,
     }
     if not is_valid_model_name(name):
-        context["error"] = f"“{name[:100]}” is not a valid model name."
+        context["error"] = f"“{name}” is not a valid model name."
         return await _render(request, "models_admin/detail.html", context, status=400)
     try:
         show = await host.client().show(name)

@@ -45,6 +45,10 @@ async def ask(ws, content="Why is the sky blue?"):
         ("**Title:** “Blue skies explained”!\nHope that helps.", "Blue skies explained"),
         ("# Rayleigh scattering", "Rayleigh scattering"),
         ("<think>Hmm, a title.</think>\n\nSky colour", "Sky colour"),
+        # The template opened the block: only the closing tag is in the reply.
+        ("Okay, the user asks something.\n</think>\n\nSky colour", "Sky colour"),
+        ("Okay, a title </think>Sky colour", "Sky colour"),
+        ("<think>Never finished", ""),
         ("Title: 'Sunsets'", "Sunsets"),
         ("   \n  ", ""),
         ("word " * 30, ("word " * 12).strip()),

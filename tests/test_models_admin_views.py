@@ -222,6 +222,10 @@ def test_an_invalid_name_is_refused_before_asking_ollama(staff_client, fake):
         response = staff_client.get(url)
         assert response.status_code == 400
         assert "is not a valid model name" in text_of(response)
+    response = staff_client.get("/models/show/?model=a%00b%1b")
+    assert response.status_code == 400
+    assert "\x00" not in response.content.decode() and "\x1b" not in response.content.decode()
+    assert "“a\\x00b\\x1b” is not a valid model name" in text_of(response)
     response = staff_client.post("/models/pull/", {"model": "no spaces allowed"}, **JSON)
     assert response.status_code == 400
     assert "is not a valid model name" in response.json()["message"]

@@ -79,6 +79,10 @@ def send_frame(content, **extra) -> str:
         (send_frame("hi", extra={"a": json.loads("[" * 70 + "]" * 70)}), "nests deeper"),
         ('{"type": "send", "content": "hi", "model": "llama3.2", "n": NaN}', "NaN"),
         ('{"type": "send", "content": "hi", "model": "llama3.2", "n": 1e999}', "too large"),
+        (
+            '{"type": "send", "content": "hi", "model": "llama3.2", "n": ' + "9" * 5000 + "}",
+            "digits",
+        ),
     ],
 )
 async def test_a_deep_or_non_json_frame_gets_bad_frame_and_the_socket_stays_open(
@@ -208,10 +212,9 @@ def test_rename_strips_control_and_bidi_characters(user, conversation, control):
 
 
 @pytest.mark.django_db
-def test_a_title_of_only_invisible_characters_is_refused_as_empty(user, conversation):
-    response = browser_for(user).post(
-        f"/c/{conversation.uuid}/rename/", {"title": RLO + "\x00\u2066 "}
-    )
+@pytest.mark.parametrize("invisible", [RLO + "\x00\u2066 ", "\u200b\u200b", "\ufeff\u00ad\u2060"])
+def test_a_title_of_only_invisible_characters_is_refused_as_empty(user, conversation, invisible):
+    response = browser_for(user).post(f"/c/{conversation.uuid}/rename/", {"title": invisible})
     assert response.status_code == 400 and "can't be empty" in response.json()["error"]
     conversation.refresh_from_db()
     assert conversation.title == ""

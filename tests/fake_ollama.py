@@ -21,7 +21,9 @@ Scripting:
 * ``Reply`` covers content and thinking tokens, pacing (``delay``/``rate``/``first_delay``),
   errors before the stream (``status`` + ``error``), an error line mid-stream
   (``error_after``), a connection dropped mid-stream (``drop_after``), ``done_reason``,
-  the final ``prompt_eval_count`` (a full context window), tool calls, and the benchmark mode where each token is the time it was sent (``timestamps``).
+  the final ``prompt_eval_count`` (a full context window), a pause mid-answer until a test
+  sets an event (``hold_after`` + ``resume``), tool calls, and the benchmark mode where
+  each token is the time it was sent (``timestamps``).
 * ``fake.busy = True`` makes chat/generate/pull answer 503 "server busy".
 * ``fake.models`` (installed), ``fake.pullable`` (what ``/api/pull`` can fetch, layer
   by layer, each announced when the one before it is done, as Ollama does),
@@ -124,6 +126,10 @@ class Reply:
     # The final chunk's prompt_eval_count instead of the word count of the messages: a
     # prompt that filled the context window reports the window's size.
     prompt_eval_count: int | None = None
+    # After this many chunks, wait until `resume` is set (a test's threading.Event): what
+    # a test checks mid-answer is then there, however slow the machine.
+    hold_after: int | None = None
+    resume: threading.Event | None = None
 
 
 @dataclass
@@ -1277,6 +1283,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if interval:
                     next_at += interval
                 self._wait_until(next_at)  # also notices a client that has gone
+            if reply.resume is not None and sent == reply.hold_after:
+                while not reply.resume.is_set():
+                    self._wait_until(time.monotonic() + 0.05)  # notices a client gone
+                next_at = time.monotonic()
             if reply.drop_after is not None and sent >= reply.drop_after:
                 self._drop()
                 return

@@ -3,6 +3,7 @@
 import http.client
 import json
 import re
+import threading
 import time
 
 import httpx
@@ -128,6 +129,23 @@ def test_chat_streams_deltas_then_final_metrics(client, fake):
         assert final[key] > 0
     assert fake.last_chat() == {"model": "Llama3.2", "messages": USER}
     assert fake.requests[-1].finished and not fake.requests[-1].disconnected
+
+
+def test_a_held_reply_waits_mid_answer_until_the_test_resumes_it(client, fake):
+    resume = threading.Event()
+    fake.push_reply(Reply(content=["One", " two", " three"], hold_after=1, resume=resume))
+    with client.stream(
+        "POST", "/api/chat", json={"model": "llama3.2", "messages": USER}
+    ) as response:
+        chunks = response.iter_lines()
+        assert json.loads(next(chunks))["message"]["content"] == "One"
+        timer = threading.Timer(0.3, resume.set)
+        started = time.monotonic()
+        timer.start()
+        rest = [json.loads(line) for line in chunks if line]
+    assert time.monotonic() - started >= 0.25  # nothing came until it was resumed
+    assert [c["message"]["content"] for c in rest[:-1]] == [" two", " three"]
+    assert rest[-1]["done"] is True
 
 
 def test_chat_bytes_escape_markup_like_go(fake):

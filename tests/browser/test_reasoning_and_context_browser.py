@@ -1,6 +1,8 @@
 """What a person sees in Chromium when the template opened the thinking block (the stream
 holds only `</think>`), and when a conversation overflows the model's context window."""
 
+import threading
+
 import pytest
 from playwright.sync_api import expect
 
@@ -26,8 +28,14 @@ def expect_reasoning_apart(answer) -> None:
 
 
 def test_a_lone_closing_tag_moves_the_shown_text_into_the_thinking(page, signed_up, fake):
+    tag_comes = threading.Event()
     fake.push_reply(
-        Reply(content=["Okay, the user asks", " something.\n</think>\n\n", FINAL], delay=0.8)
+        Reply(
+            content=["Okay, the user asks", " something.\n</think>\n\n", FINAL],
+            delay=0.3,
+            hold_after=1,
+            resume=tag_comes,
+        )
     )
     send(page, "What is it?")
     answer = page.locator(ANSWER).last
@@ -42,6 +50,7 @@ def test_a_lone_closing_tag_moves_the_shown_text_into_the_thinking(page, signed_
     other.goto(page.url)
     other_answer = other.locator(ANSWER).last
     expect(other_answer.locator(".msg-body")).to_contain_text("Okay, the user asks")
+    tag_comes.set()
 
     # The tag arrives: the text moves into the thinking box, the answer starts afresh.
     expect(answer.locator("details.thinking .thinking-body")).to_have_text(THINKING)

@@ -85,7 +85,7 @@ class Generation(Relay):
         self.failovers: list[dict] = []  # moves to another host mid-answer (chat/relay.py)
         self._received = False  # any chunk from Ollama yet (then another host only continues)
         self._stream_began = False  # any chunk from the current host
-        self._started: float | None = None  # event-loop time of the first request
+        self._started = 0.0  # event-loop time of the request that began the answer
         self._window_task: asyncio.Task | None = None  # context_window.effective()
 
     async def open(self) -> str:
@@ -176,9 +176,8 @@ class Generation(Relay):
         this one continues the text so far (its timings go on too)."""
         message = self.message
         loop = asyncio.get_running_loop()
-        if self._started is None:
+        if not resume:  # wall time counts from the request that began the answer
             self._started = loop.time()
-        if not resume:
             self.text.first_thinking = self.text.first_content = None
         self._stream_began = False
         # A continued (or resumed) answer goes on from its text: a tag there has been

@@ -191,3 +191,26 @@ async def test_an_answer_waits_behind_one_waiting_in_another_process(
     assert await other.join("probe", only_if_waiting=True) == 0  # it left the line
     await ws.disconnect()
     await other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_answer_that_never_reaches_the_front_fails_in_words(
+    with_redis, fake, user, conversation, settings
+):
+    settings.QUEUE_RETRY_SECONDS = 0.05
+    settings.QUEUE_TIMEOUT_SECONDS = 0.3
+    other = shared_state.SharedState(REDIS_URL)
+    assert await other.join("elsewhere") == 1  # first, and it stays first
+    ws = await connect(conversation.uuid, user)
+    await receive(ws)
+    await ws.send_json_to({"type": "send", "content": "Hi", "model": "llama3.2"})
+    frames = await receive_until(ws, "done")
+    assert [f["position"] for f in frames if f["type"] == "queued"] == [2]
+    assert frames[-1]["status"] == "failed"
+    assert frames[-1]["error"] == (
+        "Ollama is busy right now (every Ollama server stayed busy for 0.3 s). Try again shortly."
+    )
+    assert fake.chat_requests() == []  # it never passed the one before it
+    assert await other.leave("elsewhere") is None  # and it left the line
+    await ws.disconnect()
+    await other.close()

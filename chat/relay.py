@@ -62,6 +62,7 @@ class Relay:
                 busy = await self._try_hosts(history, request)
                 if busy is None:
                     return
+                self._turn.clear()
                 position = await waiting_line.join(self.channel)
                 self._in_line = True
             waited_since = waited_since or loop.time()
@@ -71,11 +72,13 @@ class Relay:
                 await self._publish({"type": "queued", "position": position})
                 shown = position
             await self._wait_turn(settings.QUEUE_RETRY_SECONDS)
+            # Cleared before asking: a wake that comes after the answer is counted.
+            self._turn.clear()
             position = await waiting_line.join(self.channel)
 
     async def _wait_turn(self, seconds: float) -> None:
-        """Sleep until the next retry, or until the answer before this one got through."""
-        self._turn.clear()
+        """Sleep until the next retry, or until the answer before this one got through
+        (since its place was last asked)."""
         try:
             await asyncio.wait_for(self._turn.wait(), seconds)
         except TimeoutError:

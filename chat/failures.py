@@ -35,6 +35,14 @@ class ModelUnreachable(OllamaUnavailable):
         super().__init__(message, host=where, detailed=detailed)
 
 
+class StillBusy(OllamaError):
+    """Every host stayed busy (503) for as long as an answer may wait in line
+    (QUEUE_TIMEOUT_SECONDS), and it never reached the front to ask one itself."""
+
+    def __init__(self, seconds: float):
+        super().__init__(503, f"every Ollama server stayed busy for {seconds:g} s")
+
+
 def out_of_reach(
     model: str, exc: Exception, tried: list[hosts.Host] | None = None
 ) -> ModelUnreachable | None:
@@ -86,12 +94,35 @@ def explain(exc: Exception, model: str, *, answering: bool = False, staff: bool 
                 f"(Ollama said: {exc.message}). Pick another model or ask an administrator "
                 "to pull it."
             )
+        if isinstance(exc, StillBusy):
+            return f"Ollama is busy right now ({exc.message}). Try again shortly."
         if exc.status == 503:
             return f"Ollama is busy right now (Ollama said: {exc.message}). Try again shortly."
         if exc.status < 500:
             return f"Ollama refused the request: {exc.message}"
         return f"Ollama failed before answering: {exc.message}"
     return "Something went wrong on the server while writing this answer."
+
+
+# Whole sentences with named placeholders, ready for gettext (`_(TEXT) % {...}`).
+FAILOVER_NOTE = "Continued on another server after %(chars)s characters: %(reason)s."
+FAILOVER_NOTE_THINKING = "Continued on another server while reasoning: %(reason)s."
+
+
+def failover_notes(stats: dict | None) -> list[str]:
+    """One sentence per time the answer went on on another host (`stats["failover"]`,
+    chat/relay.py), shown under it; [] when it never did."""
+    notes = []
+    for move in (stats or {}).get("failover") or []:
+        if not isinstance(move, dict):
+            continue
+        reason = _clause(str(move.get("reason") or "the server failed")).rstrip(".")
+        chars = move.get("at")
+        if isinstance(chars, int) and chars > 0:
+            notes.append(FAILOVER_NOTE % {"chars": f"{chars:,}", "reason": reason})
+        else:
+            notes.append(FAILOVER_NOTE_THINKING % {"reason": reason})
+    return notes
 
 
 def _clause(text: str) -> str:

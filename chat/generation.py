@@ -17,10 +17,11 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import context_window, failures, hosts, protocol, services, titles
+from chat import context_window, failures, protocol, services, titles
 from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat.relay import Relay
 from chat.thinking import Split, ThinkSplitter
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,6 @@ STAT_FIELDS = (
 )
 
 
-# Answers waiting for a busy Ollama, first come first served (this process).
-_queue: list["Generation"] = []
-
-
-def _join_queue(answer: "Generation") -> int:
-    if answer not in _queue:
-        _queue.append(answer)
-    return _queue.index(answer) + 1
-
-
-def _leave_queue(answer: "Generation") -> None:
-    if answer in _queue:
-        _queue.remove(answer)
-
-
 def live_channels() -> list[str]:
     return list(_running)
 
@@ -75,8 +61,9 @@ def encode(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
-class Generation:
-    """One answer being written. `open()`, then `start()` once the rows are saved."""
+class Generation(Relay):
+    """One answer being written. `open()`, then `start()` once the rows are saved. Which
+    host writes it, the line for a busy Ollama and failover: `chat.relay.Relay`."""
 
     def __init__(self, conversation_uuid, layer=None, *, staff: bool = False):
         self.layer = layer or get_channel_layer()
@@ -95,7 +82,10 @@ class Generation:
         self._listener: asyncio.Task | None = None
         self.task: asyncio.Task | None = None
         self.stats: dict = {}
-        self._received = False  # any chunk from Ollama yet (then no other host may take over)
+        self.failovers: list[dict] = []  # moves to another host mid-answer (chat/relay.py)
+        self._received = False  # any chunk from Ollama yet (then another host only continues)
+        self._stream_began = False  # any chunk from the current host
+        self._started = 0.0  # event-loop time of the request that began the answer
         self._window_task: asyncio.Task | None = None  # context_window.effective()
 
     async def open(self) -> str:
@@ -179,61 +169,28 @@ class Generation:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _relay(self, history: list[dict], request: dict) -> None:
-        """Stream the answer from the best host; another host is tried when one can't be
-        reached before the first token, and a busy Ollama (503) puts the answer in line."""
-        try:
-            await self._relay_with_retries(history, request)
-        finally:
-            _leave_queue(self)
-
-    async def _relay_with_retries(self, history: list[dict], request: dict) -> None:
-        waited_since = None
-        while True:
-            busy = None
-            tried = await hosts.pool().candidates(self.message.model)
-            for host in tried:
-                host.in_flight += 1
-                try:
-                    return await self._relay_from(host.url, history, request)
-                except OllamaUnavailable as exc:
-                    host.mark_down(str(exc))
-                    if self._received or len(hosts.pool().hosts) == 1:
-                        raise
-                    last = exc
-                except OllamaError as exc:
-                    if exc.status == 404 and not self._received:
-                        if unreachable := failures.out_of_reach(self.message.model, exc):
-                            raise unreachable from exc
-                    if exc.status != 503 or self._received:
-                        raise
-                    busy = last = exc
-                finally:
-                    host.in_flight -= 1
-            if busy is None:
-                raise failures.out_of_reach(self.message.model, last, tried) or last
-            loop = asyncio.get_running_loop()
-            waited_since = waited_since or loop.time()
-            if loop.time() - waited_since > settings.QUEUE_TIMEOUT_SECONDS:
-                raise busy
-            # Every host is busy: wait in line and tell the user their place in it.
-            await self._publish({"type": "queued", "position": _join_queue(self)})
-            await asyncio.sleep(settings.QUEUE_RETRY_SECONDS)
-
-    async def _relay_from(self, url: str, history: list[dict], request: dict) -> None:
+    async def _relay_from(
+        self, url: str, history: list[dict], request: dict, *, resume: bool = False
+    ) -> None:
+        """Stream the answer from the host at `url`. `resume`: another host broke off;
+        this one continues the text so far (its timings go on too)."""
         message = self.message
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        self.text.first_thinking = self.text.first_content = None
-        # A continued answer goes on from its saved text: a tag there has been judged.
-        splitter = ThinkSplitter(message.content, reasoned=bool(message.thinking))
+        if not resume:  # wall time counts from the request that began the answer
+            self._started = loop.time()
+            self.text.first_thinking = self.text.first_content = None
+        self._stream_began = False
+        # A continued (or resumed) answer goes on from its text: a tag there has been
+        # judged. Nothing is pending here (a failover publishes it first).
+        splitter = ThinkSplitter(self.text.content(), reasoned=bool(self.text.thinking()))
         stream = OllamaClient(url).chat_stream(message.model, history, **request)
         try:
             async with aclosing(stream) as chunks:
                 async for chunk in chunks:
+                    self._stream_began = True
                     if not self._received:
                         self._received = True
-                        _leave_queue(self)  # let the next one in line move up
+                        self._through()  # let the next one in line try
                         # Asked now, while the model is loaded with this request's context.
                         self._window_task = asyncio.create_task(
                             context_window.effective(url, message.model, request.get("options"))
@@ -244,7 +201,7 @@ class Generation:
                         self._take(splitter.feed(content, thinking), loop.time())
                     if chunk.get("done"):
                         self._take(splitter.flush(), loop.time())
-                        await self._record_stats(chunk, loop.time() - started)
+                        await self._record_stats(chunk, loop.time() - self._started)
                         return
         finally:
             # Stopped or failed: what the splitter held back (a tag's start, whitespace)
@@ -256,6 +213,8 @@ class Generation:
         """Ollama's numbers from the final chunk, with ours: thinking and wall time, and
         the context window looked up since the first token."""
         self.stats = {key: chunk[key] for key in STAT_FIELDS if key in chunk}
+        if self.failovers:  # the numbers above are the last host's
+            self.stats["failover"] = self.failovers
         thinking_ms = self.text.thinking_ms(asyncio.get_running_loop().time())
         if thinking_ms is not None:
             self.stats["thinking_ms"] = thinking_ms
@@ -278,6 +237,8 @@ class Generation:
                 self._stop_requested = True
                 if self._relay_task:
                     self._relay_task.cancel()  # closes the HTTP stream: Ollama stops
+            elif kind == "generation.wake":
+                self._your_turn()
             elif kind == "generation.snapshot" and self.message is not None:
                 frame = {"type": "snapshot", "message": self.payload()}
                 await self.layer.send(

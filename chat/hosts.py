@@ -1,10 +1,11 @@
 """Several Ollama hosts (OLLAMA_URLS): which one answers a request.
 
 Each answer goes to a host that has the model, preferring one where it is already loaded
-(no load wait) and then the one with fewer answers in flight from this process. A host
-that refuses connections is marked down and skipped for DOWN_SECONDS, then tried again.
-With a single host nothing here makes a request of its own: the answer goes straight to
-it, as if this module did not exist.
+(no load wait) and then the one with fewer answers in flight: in every process when
+they share Redis (`chat.shared_state`), else in this one. A host that refuses
+connections is marked down and skipped for DOWN_SECONDS, then tried again. With a
+single host nothing here makes a request of its own: the answer goes straight to it,
+as if this module did not exist.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from chat import shared_state
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, public_url
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ def normalise(model: str) -> str:
 class Host:
     # As configured: it may carry credentials, so never shown or logged (nor in repr()).
     url: str = field(repr=False)
-    in_flight: int = 0
+    in_flight: int = 0  # answers streaming from it in this process
     down_until: float = 0.0
     # The last /api/tags read from it, kept while it is down: its models are not gone,
     # they are unreachable for now (see `HostPool.list_models`).
@@ -46,6 +48,11 @@ class Host:
     def label(self) -> str:
         """The address without credentials, for staff and logs (`public_url`)."""
         return public_url(self.url)
+
+    @property
+    def id(self) -> str:
+        """Its name in shared state (`shared_state.host_id`): no address, no credentials."""
+        return shared_state.host_id(self.url)
 
     @property
     def up(self) -> bool:
@@ -103,7 +110,42 @@ class HostPool:
         having = [h for h in up if name in h.models]
         if not having:
             having = [h for h in self.hosts if not h.up and name in h.models] or up
-        return sorted(having or list(self.hosts), key=lambda h: (name not in h.loaded, h.in_flight))
+        return await self._best_first(having or list(self.hosts), name)
+
+    async def others_with(self, model: str, besides: list[Host]) -> list[Host]:
+        """The up hosts known to have `model`, other than `besides`, best first: where an
+        answer that broke off on one of `besides` can go on. Empty with a single host."""
+        if len(self.hosts) == 1:
+            return []
+        await self._refresh_stale([h for h in self.hosts if h.up and h not in besides])
+        name = normalise(model)
+        having = [h for h in self.hosts if h.up and name in h.models and h not in besides]
+        return await self._best_first(having, name)
+
+    async def _best_first(self, hosts: list[Host], name: str) -> list[Host]:
+        """Loaded first, then the fewest answers in flight (shared when there is Redis)."""
+        if len(hosts) < 2:
+            return list(hosts)
+        state = shared_state.shared()
+        counts = await state.in_flight([h.id for h in hosts]) if state else None
+        if counts is None:  # no Redis, or away: this process's counts
+            counts = [h.in_flight for h in hosts]
+        ranked = sorted(
+            zip(hosts, counts, strict=True), key=lambda hc: (name not in hc[0].loaded, hc[1])
+        )
+        return [host for host, _ in ranked]
+
+    async def begin(self, host: Host, answer: str) -> None:
+        """`answer` (its task channel) streams from `host` until `end`: counted here and,
+        with several hosts and Redis, in every process."""
+        host.in_flight += 1
+        if len(self.hosts) > 1 and (state := shared_state.shared()):
+            await state.begin(host.id, answer)
+
+    async def end(self, host: Host, answer: str) -> None:
+        host.in_flight -= 1
+        if len(self.hosts) > 1 and (state := shared_state.shared()):
+            await state.end(host.id, answer)
 
     def unknown_down(self) -> list[Host]:
         """Hosts that are down and whose models were never read: any model may be there,

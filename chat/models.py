@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from chat import context_window
+from chat import context_window, failures
 
 
 class Profile(models.Model):
@@ -147,6 +147,11 @@ class Message(models.Model):
     def context_note(self) -> str:
         """Why the model may have missed the start of the conversation, or ""."""
         return context_window.overflow_note(self.stats)
+
+    @property
+    def failover_notes(self) -> list[str]:
+        """Each time this answer went on on another Ollama server, in words."""
+        return failures.failover_notes(self.stats)
 
     @property
     def context_usage(self) -> tuple[int, int] | None:

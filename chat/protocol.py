@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import context_window, text
+from chat import context_window, failures, text
 from chat.models import Message
 from chat.ollama import is_valid_model_name
 
@@ -187,9 +187,10 @@ def message_payload(message: Message) -> dict:
 
 def answer_notes(stats: dict | None) -> list[str]:
     """Sentences shown under a finished answer, in words (the page adds no wording of
-    its own): today, that the conversation overflowed the model's context window."""
+    its own): that the conversation overflowed the model's context window, and each
+    time the answer went on on another server."""
     note = context_window.overflow_note(stats)
-    return [note] if note else []
+    return ([note] if note else []) + failures.failover_notes(stats)
 
 
 def alternates_payload(message: Message) -> dict:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from chat import limits, protocol, text
 from chat.models import Attachment, Conversation, Message
 from chat.services.accounts import can_chat
-from chat.services.branches import annotate_alternates, history_for
+from chat.services.branches import annotate_alternates, history_for, partial_answer
 
 Status = Message.Status
 Role = Message.Role
@@ -232,8 +232,7 @@ def continue_answer(
     conversation.current_leaf = answer
     conversation.save(update_fields=["current_leaf", "updated"])
     history = history_for(conversation, answer.parent)
-    if answer.content:
-        history.append({"role": Role.ASSISTANT, "content": answer.content})
+    history += partial_answer(answer.content, answer.thinking)
     return StartedAnswer(None, answer, history, conversation)
 
 

@@ -17,12 +17,13 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import context_window, failures, protocol, services, titles
+from chat import protocol, services, titles
 from chat.answer_text import AnswerText
 from chat.models import Message
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
 from chat.relay import Relay
 from chat.thinking import Split, ThinkSplitter
+from ollama_layer import context_window, failures
+from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable
 
 log = logging.getLogger(__name__)
 Status = Message.Status

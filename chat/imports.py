@@ -22,8 +22,8 @@ from chat import text
 from chat.generation import STAT_FIELDS
 from chat.import_images import BadImage, ImportedImage, parse_images
 from chat.models import Conversation, Message
-from chat.ollama import is_valid_model_name
 from chat.settings_form import SettingsForm, as_settings
+from ollama_layer.names import is_valid_model_name
 
 FORMAT = "ollama-chat"
 VERSION = 1

@@ -5,7 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from chat import context_window, failures
+from chat import context_window
+from relay import notes
 
 
 class Profile(models.Model):
@@ -151,7 +152,7 @@ class Message(models.Model):
     @property
     def failover_notes(self) -> list[str]:
         """Each time this answer went on on another Ollama server, in words."""
-        return failures.failover_notes(self.stats)
+        return notes.failover_notes(self.stats)
 
     @property
     def context_usage(self) -> tuple[int, int] | None:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import context_window, failures, text
+from chat import context_window, text
 from chat.models import Message
-from chat.ollama import is_valid_model_name
+from ollama_layer.names import is_valid_model_name
+from relay import notes
 
 
 class ProtocolError(Exception):
@@ -190,7 +191,7 @@ def answer_notes(stats: dict | None) -> list[str]:
     its own): that the conversation overflowed the model's context window, and each
     time the answer went on on another server."""
     note = context_window.overflow_note(stats)
-    return ([note] if note else []) + failures.failover_notes(stats)
+    return ([note] if note else []) + notes.failover_notes(stats)
 
 
 def alternates_payload(message: Message) -> dict:

@@ -2,7 +2,7 @@
 
 * Before the first token, a host that can't be reached is skipped for the next one that
   has the model; a host that answers 503 "server busy" everywhere puts the answer in
-  line (`chat.waiting_line`): only the first in line tries Ollama, and each one that
+  line (`relay.waiting_line`): only the first in line tries Ollama, and each one that
   gets through wakes the next, so answers start in the order they arrived, across
   processes when they share Redis.
 * After the answer began, a stream that breaks off (a dropped connection, an `{"error"}`
@@ -21,9 +21,10 @@ import logging
 
 from django.conf import settings
 
-from chat import failures, hosts, waiting_line
-from chat.ollama import OllamaError, OllamaUnavailable
 from chat.services import partial_answer
+from ollama_layer import failures, hosts
+from ollama_layer.client import OllamaError, OllamaUnavailable
+from relay import waiting_line
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import jsonschema
 from django import forms
 
 from chat import text
-from chat.ollama import is_valid_model_name
+from ollama_layer.names import is_valid_model_name
 
 THINK_CHOICES = [
     ("", "Model default"),

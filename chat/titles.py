@@ -16,11 +16,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import hosts, services
+from chat import services
 from chat.models import Conversation, Message
-from chat.ollama import OllamaError, OllamaUnavailable
 from chat.text import clean_line
 from chat.thinking import answer_of
+from ollama_layer import hosts
+from ollama_layer.client import OllamaError, OllamaUnavailable
 
 log = logging.getLogger(__name__)
 

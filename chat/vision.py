@@ -3,8 +3,8 @@ message that carries images, and by the page when an image is attached."""
 
 import time
 
-from chat import hosts
-from chat.ollama import OllamaError, OllamaUnavailable
+from ollama_layer import hosts
+from ollama_layer.client import OllamaError, OllamaUnavailable
 
 CACHE_SECONDS = 60
 _cache: dict[str, tuple[float, list[str]]] = {}

@@ -7,7 +7,7 @@ and the `CACHES`/`CHANNEL_LAYERS` entries built from them would show in full.
 
 from django.views.debug import SafeExceptionReporterFilter
 
-from chat.ollama import public_url
+from ollama_layer.client import public_url
 
 
 class ReporterFilter(SafeExceptionReporterFilter):

@@ -18,11 +18,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from chat.ollama import OllamaError, OllamaUnavailable
 from models_admin import frames, server, services
 from models_admin.models import Pull
 from models_admin.progress import JobProgress
 from models_admin.server import describe
+from ollama_layer.client import OllamaError, OllamaUnavailable
 
 log = logging.getLogger(__name__)
 Status = Pull.Status

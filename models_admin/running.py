@@ -20,9 +20,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from chat.ollama import OllamaError, OllamaUnavailable
 from models_admin import frames, present, pulls, server
 from models_admin.server import describe
+from ollama_layer.client import OllamaError, OllamaUnavailable
 
 log = logging.getLogger(__name__)
 

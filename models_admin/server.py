@@ -1,13 +1,14 @@
 """Which Ollama hosts the models pages manage, and their failures in words.
 
-The hosts are the chat's (`chat.hosts.pool()`: OLLAMA_URLS, else OLLAMA_URL), in the
-order configured. A request picks one by its index (`?host=1`, or a form's `host`
-field); it never names a URL, so nobody can point the server at an address of their
-choosing. No index means the first host, so with one host nothing changes.
+The hosts are the ones every surface uses (`ollama_layer.hosts.pool()`: OLLAMA_URLS,
+else OLLAMA_URL), in the order configured. A request picks one by its index (`?host=1`,
+or a form's `host` field); it never names a URL, so nobody can point the server at an
+address of their choosing. No index means the first host, so with one host nothing
+changes.
 
-A host's `url` is its address without credentials (`chat.ollama.public_url`): that is
-what pages, frames, pull rows, messages and logs show. Only `client()` uses the URL as
-configured, which may carry `user:secret@`.
+A host's `url` is its address without credentials (`ollama_layer.client.public_url`):
+that is what pages, frames, pull rows, messages and logs show. Only `client()` uses the
+URL as configured, which may carry `user:secret@`.
 """
 
 import re
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 
 from django.http import Http404
 
-from chat import hosts as chat_hosts
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from ollama_layer import hosts as ollama_hosts
+from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable
 
 _INDEX = re.compile(r"\d{1,4}", re.ASCII)
 
@@ -48,11 +49,13 @@ class Host:
 
 
 def hosts() -> list[Host]:
-    return [Host(index, host.label, host.url) for index, host in enumerate(chat_hosts.pool().hosts)]
+    return [
+        Host(index, host.label, host.url) for index, host in enumerate(ollama_hosts.pool().hosts)
+    ]
 
 
 def several() -> bool:
-    return len(chat_hosts.pool().hosts) > 1
+    return len(ollama_hosts.pool().hosts) > 1
 
 
 def first() -> Host:

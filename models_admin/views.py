@@ -25,10 +25,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
 from models_admin import frames, present, pulls, running, server, services
 from models_admin.models import Pull
 from models_admin.server import describe
+from ollama_layer.client import OllamaError, OllamaUnavailable
+from ollama_layer.names import is_valid_model_name
 
 # keep_alive values offered for a load: Ollama's duration strings; a negative number
 # means "never unload".

@@ -10,8 +10,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from chat import hosts
 from chat.models import Conversation, Message
+from ollama_layer import hosts
 from tests.conftest import add_turns, connect, receive, receive_until, text_of
 from tests.fake_ollama import FakeOllama, Reply
 from tests.test_chat_reasoning import view_of

@@ -5,8 +5,8 @@ every failure is worded for what happened (refused, failed before or while answe
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import hosts
 from chat.models import Conversation, Message
+from ollama_layer import hosts
 from tests.conftest import connect, receive, receive_until, text_of
 from tests.fake_ollama import FakeOllama, Reply
 

@@ -7,9 +7,10 @@ import logging
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import hosts, services
+from chat import services
 from chat.models import Conversation
 from models_admin.models import Pull
+from ollama_layer import hosts
 from tests.conftest import connect, receive, receive_until
 from tests.models_admin_helpers import frames_until, open_models_socket, pull_ended
 

@@ -10,9 +10,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.urls import reverse
 
-from chat.ollama import OllamaClient
 from models_admin import pulls, running, services
 from models_admin.models import Pull
+from ollama_layer.client import OllamaClient
 from tests.fake_ollama import FakeOllama
 from tests.models_admin_helpers import frames_until, open_models_socket, pull_ended, server_frame
 from tests.test_models_admin_views import DEAD_URL, JSON, text_of

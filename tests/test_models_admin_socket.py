@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chat.ollama import OllamaClient
 from models_admin import running
+from ollama_layer.client import OllamaClient
 from tests.models_admin_helpers import frames_until, open_models_socket, server_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,9 +12,9 @@ import pytest
 from django.urls import reverse
 
 from chat.models import Conversation
-from chat.ollama import OllamaClient
 from models_admin import services
 from models_admin.models import Pull
+from ollama_layer.client import OllamaClient
 
 pytestmark = pytest.mark.django_db
 

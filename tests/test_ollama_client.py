@@ -1,14 +1,9 @@
-"""chat/ollama.py against the Ollama test double: streams and each kind of error."""
+"""ollama_layer/client.py against the Ollama test double: streams and each kind of error."""
 
 import pytest
 
-from chat.ollama import (
-    OllamaClient,
-    OllamaError,
-    OllamaUnavailable,
-    is_valid_model_name,
-    public_url,
-)
+from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable, public_url
+from ollama_layer.names import is_valid_model_name
 from tests.fake_ollama import Reply
 
 

@@ -1,6 +1,6 @@
 """What several processes share through Redis: the line for a busy Ollama and the answers
 in flight per host. Against a real Redis on 127.0.0.1:6379 (a private database and key
-prefix); two `SharedState` objects stand for two processes. Without Redis these tests
+prefix); two `SharedInFlight` (or `SharedLine`) objects stand for two processes. Without Redis these tests
 are skipped on a developer's machine and fail in CI (CI=true)."""
 
 import asyncio
@@ -10,7 +10,8 @@ import uuid
 import pytest
 import redis
 
-from chat import hosts, shared_state
+from ollama_layer import hosts, in_flight, shared
+from relay import waiting_line
 from tests.conftest import connect, receive, receive_until, text_of
 from tests.fake_ollama import FakeOllama
 
@@ -32,7 +33,7 @@ def redis_up():
 def prefix(redis_up, monkeypatch):
     """Keys of this test only (several test runs may share the Redis)."""
     name = f"test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(shared_state, "PREFIX", name)
+    monkeypatch.setattr(shared, "PREFIX", name)
     yield name
     client = redis.Redis.from_url(REDIS_URL)
     for key in client.scan_iter(f"{name}:*"):
@@ -41,7 +42,12 @@ def prefix(redis_up, monkeypatch):
 
 @pytest.fixture
 def two_processes(prefix):
-    return shared_state.SharedState(REDIS_URL), shared_state.SharedState(REDIS_URL)
+    return in_flight.SharedInFlight(REDIS_URL), in_flight.SharedInFlight(REDIS_URL)
+
+
+@pytest.fixture
+def two_lines(prefix):
+    return waiting_line.SharedLine(REDIS_URL), waiting_line.SharedLine(REDIS_URL)
 
 
 # --- answers in flight --------------------------------------------------------------------
@@ -62,9 +68,9 @@ async def test_answers_in_flight_are_counted_across_processes(two_processes):
 
 
 async def test_a_dead_process_answers_stop_counting_and_a_live_ones_do_not(prefix, monkeypatch):
-    monkeypatch.setattr(shared_state, "REFRESH_SECONDS", 0.1)
-    live = shared_state.SharedState(REDIS_URL, entry_seconds=0.5)
-    dead = shared_state.SharedState(REDIS_URL, entry_seconds=0.5)
+    monkeypatch.setattr(in_flight, "REFRESH_SECONDS", 0.1)
+    live = in_flight.SharedInFlight(REDIS_URL, entry_seconds=0.5)
+    dead = in_flight.SharedInFlight(REDIS_URL, entry_seconds=0.5)
     await live.begin("gpu1", "live-answer")
     await dead.begin("gpu1", "dead-answer")
     assert await live.in_flight(["gpu1"]) == [2]
@@ -81,19 +87,21 @@ async def test_a_dead_process_answers_stop_counting_and_a_live_ones_do_not(prefi
 
 
 async def test_a_redis_that_is_away_gives_no_numbers_instead_of_failing(prefix):
-    away = shared_state.SharedState("redis://127.0.0.1:9/0")
+    away = in_flight.SharedInFlight("redis://127.0.0.1:9/0")
+    away_line = waiting_line.SharedLine("redis://127.0.0.1:9/0")
     assert await away.in_flight(["gpu1"]) is None
-    assert await away.join("answer-1") is None
+    assert await away_line.join("answer-1") is None
     await away.begin("gpu1", "answer-1")  # no error: the answer goes on
     await away.end("gpu1", "answer-1")
     await away.close()
+    await away_line.close()
 
 
 # --- the line -----------------------------------------------------------------------------
 
 
-async def test_places_in_line_are_true_across_processes(two_processes, settings):
-    one, two = two_processes
+async def test_places_in_line_are_true_across_processes(two_lines, settings):
+    one, two = two_lines
     assert await one.join("a1", only_if_waiting=True) == 0  # nobody waits: go ahead
     assert await one.join("a1") == 1
     assert await two.join("b1") == 2
@@ -104,14 +112,14 @@ async def test_places_in_line_are_true_across_processes(two_processes, settings)
     assert await one.leave("a1") == "b1"
     assert await one.leave("a2") is None  # not first: nobody to wake
     assert [await two.join("b1"), await two.join("b2")] == [1, 2]
-    for state in two_processes:
+    for state in two_lines:
         await state.close()
 
 
 async def test_a_dead_process_leaves_the_line_by_itself(prefix, settings):
     settings.QUEUE_RETRY_SECONDS = 0.1
-    live = shared_state.SharedState(REDIS_URL, entry_seconds=0.5)
-    dead = shared_state.SharedState(REDIS_URL, entry_seconds=0.5)
+    live = waiting_line.SharedLine(REDIS_URL, entry_seconds=0.5)
+    dead = waiting_line.SharedLine(REDIS_URL, entry_seconds=0.5)
     assert await dead.join("dead-answer") == 1
     assert await live.join("live-answer") == 2
     await asyncio.sleep(0.3)
@@ -159,12 +167,12 @@ async def test_routing_avoids_the_host_busy_with_another_process_answers(with_re
     pool = hosts.pool()
     # Both have the model, neither has it loaded: this process alone would pick A.
     assert [h.url for h in await pool.candidates("llama3.2")] == [a.url, b.url]
-    other = shared_state.SharedState(REDIS_URL)  # another process, streaming two from A
-    await other.begin(shared_state.host_id(a.url), "elsewhere-1")
-    await other.begin(shared_state.host_id(a.url), "elsewhere-2")
+    other = in_flight.SharedInFlight(REDIS_URL)  # another process, streaming two from A
+    await other.begin(in_flight.host_id(a.url), "elsewhere-1")
+    await other.begin(in_flight.host_id(a.url), "elsewhere-2")
     assert [h.url for h in await pool.candidates("llama3.2")] == [b.url, a.url]
-    await other.end(shared_state.host_id(a.url), "elsewhere-1")
-    await other.end(shared_state.host_id(a.url), "elsewhere-2")
+    await other.end(in_flight.host_id(a.url), "elsewhere-1")
+    await other.end(in_flight.host_id(a.url), "elsewhere-2")
     assert [h.url for h in await pool.candidates("llama3.2")] == [a.url, b.url]
     await other.close()
 
@@ -174,7 +182,7 @@ async def test_an_answer_waits_behind_one_waiting_in_another_process(
     with_redis, fake, user, conversation, settings
 ):
     settings.QUEUE_RETRY_SECONDS = 0.1
-    other = shared_state.SharedState(REDIS_URL)  # another process's answer waits already
+    other = waiting_line.SharedLine(REDIS_URL)  # another process's answer waits already
     assert await other.join("elsewhere") == 1
     ws = await connect(conversation.uuid, user)
     await receive(ws)
@@ -199,7 +207,7 @@ async def test_an_answer_that_never_reaches_the_front_fails_in_words(
 ):
     settings.QUEUE_RETRY_SECONDS = 0.05
     settings.QUEUE_TIMEOUT_SECONDS = 0.3
-    other = shared_state.SharedState(REDIS_URL)
+    other = waiting_line.SharedLine(REDIS_URL)
     assert await other.join("elsewhere") == 1  # first, and it stays first
     ws = await connect(conversation.uuid, user)
     await receive(ws)

@@ -7,9 +7,12 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import context_window, hosts, services, vision
-from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name
+from chat import services, vision
 from chat.settings_form import SettingsForm, as_settings
+from ollama_layer import hosts
+from ollama_layer.client import OllamaError, OllamaUnavailable
+from ollama_layer.context_window import context_length_of
+from ollama_layer.names import is_valid_model_name
 
 
 def conversation_settings(conversation) -> dict:
@@ -162,5 +165,5 @@ async def model_view(request, name):
         return JsonResponse({"error": f"Ollama said: {exc.message}"}, status=exc.status or 502)
     capabilities = list(shown.get("capabilities") or [])
     vision.remember(name, capabilities)
-    context = context_window.context_length_of(shown)
+    context = context_length_of(shown)
     return JsonResponse({"name": name, "capabilities": capabilities, "context_length": context})

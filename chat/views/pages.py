@@ -6,11 +6,13 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import context_window, hosts, services
+from chat import context_window, services
 from chat.models import Conversation
-from chat.ollama import OllamaError, OllamaUnavailable, is_valid_model_name, public_url
 from chat.settings_form import as_settings
 from chat.views.conversation import branch_context, conversation_settings
+from ollama_layer import hosts
+from ollama_layer.client import OllamaError, OllamaUnavailable, public_url
+from ollama_layer.names import is_valid_model_name
 
 
 def _page(request, conversation: Conversation | None):

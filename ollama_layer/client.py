@@ -1,4 +1,4 @@
-"""The only code that talks HTTP to Ollama (see shared/ollama-api.md for the protocol).
+"""The async HTTP client of one Ollama server (see shared/ollama-api.md for the protocol).
 
 Every call raises one of two exceptions, so callers can tell a user what went wrong:
 `OllamaUnavailable` (no answer: refused, timed out, dropped mid-stream) and `OllamaError`
@@ -54,39 +54,6 @@ def public_url(url: str) -> str:
         return re.sub(r"//[^/?#]*@", "//", url).split("?", 1)[0].split("#", 1)[0]
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-# --- model names (types/model/name.go) ------------------------------------------------
-
-_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}")
-_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}")
-_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
-
-
-def is_valid_model_name(name: str) -> bool:
-    """Ollama's own rules for `[host/][namespace/]model[:tag]`, checked before any request."""
-    if not isinstance(name, str) or not name or len(name) > 600:
-        return False
-    rest = name
-    if rest.startswith(("http://", "https://")):
-        rest = rest.split("://", 1)[1]
-    tag = None
-    colon, slash = rest.rfind(":"), rest.rfind("/")
-    if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1 :]
-        if not _PART.fullmatch(tag):
-            return False
-    parts = rest.split("/")
-    if len(parts) > 3:
-        return False
-    model = parts[-1]
-    if not _PART.fullmatch(model):
-        return False
-    if len(parts) >= 2 and not _NAMESPACE.fullmatch(parts[-2]):
-        return False
-    if len(parts) == 3 and not _HOST.fullmatch(parts[0]):
-        return False
-    return True
 
 
 # --- the client -----------------------------------------------------------------------

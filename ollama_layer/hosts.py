@@ -2,7 +2,7 @@
 
 Each answer goes to a host that has the model, preferring one where it is already loaded
 (no load wait) and then the one with fewer answers in flight: in every process when
-they share Redis (`chat.shared_state`), else in this one. A host that refuses
+they share Redis (`ollama_layer.in_flight`), else in this one. A host that refuses
 connections is marked down and skipped for DOWN_SECONDS, then tried again. With a
 single host nothing here makes a request of its own: the answer goes straight to it,
 as if this module did not exist.
@@ -15,19 +15,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from chat import shared_state
-from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable, public_url
+from ollama_layer import in_flight
+from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable, public_url
+from ollama_layer.names import normalise
 
 log = logging.getLogger(__name__)
 
 DOWN_SECONDS = 10.0  # how long a host that failed is skipped
 FRESH_SECONDS = 5.0  # how long its model lists are trusted
-
-
-def normalise(model: str) -> str:
-    """Ollama's lookup is case-insensitive and `llama3.2` means `llama3.2:latest`."""
-    name = model.lower()
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 @dataclass
@@ -51,8 +46,8 @@ class Host:
 
     @property
     def id(self) -> str:
-        """Its name in shared state (`shared_state.host_id`): no address, no credentials."""
-        return shared_state.host_id(self.url)
+        """Its name in shared state (`in_flight.host_id`): no address, no credentials."""
+        return in_flight.host_id(self.url)
 
     @property
     def up(self) -> bool:
@@ -126,7 +121,7 @@ class HostPool:
         """Loaded first, then the fewest answers in flight (shared when there is Redis)."""
         if len(hosts) < 2:
             return list(hosts)
-        state = shared_state.shared()
+        state = in_flight.shared()
         counts = await state.in_flight([h.id for h in hosts]) if state else None
         if counts is None:  # no Redis, or away: this process's counts
             counts = [h.in_flight for h in hosts]
@@ -139,12 +134,12 @@ class HostPool:
         """`answer` (its task channel) streams from `host` until `end`: counted here and,
         with several hosts and Redis, in every process."""
         host.in_flight += 1
-        if len(self.hosts) > 1 and (state := shared_state.shared()):
+        if len(self.hosts) > 1 and (state := in_flight.shared()):
             await state.begin(host.id, answer)
 
     async def end(self, host: Host, answer: str) -> None:
         host.in_flight -= 1
-        if len(self.hosts) > 1 and (state := shared_state.shared()):
+        if len(self.hosts) > 1 and (state := in_flight.shared()):
             await state.end(host.id, answer)
 
     def unknown_down(self) -> list[Host]:

@@ -1,4 +1,5 @@
-"""Why an answer failed, in words the person who asked can act on.
+"""Why an answer failed, in words the person who asked can act on: Ollama's failures,
+for any surface that streams from it (the chat, the relay's failover notes).
 
 Each failure is worded for what happened, not for where it was caught (shared/
 ollama-api.md §4): Ollama *refused* a request only when it answered an error status
@@ -8,8 +9,9 @@ Host addresses are internal (and may carry credentials): only staff see them, wi
 credentials (`OllamaUnavailable.detailed`).
 """
 
-from chat import hosts
-from chat.ollama import OllamaError, OllamaUnavailable
+from ollama_layer import hosts
+from ollama_layer.client import OllamaError, OllamaUnavailable
+from ollama_layer.names import normalise
 
 
 class ModelUnreachable(OllamaUnavailable):
@@ -53,7 +55,7 @@ def out_of_reach(
     pool = hosts.pool()
     if len(pool.hosts) == 1:
         return None
-    name = hosts.normalise(model)
+    name = normalise(model)
     if tried and all(name in host.models for host in tried):
         found = ModelUnreachable(model, [host.label for host in tried], certain=True)
     elif isinstance(exc, OllamaError) and (down := pool.unknown_down()):
@@ -75,8 +77,7 @@ def explain(exc: Exception, model: str, *, answering: bool = False, staff: bool 
         text = exc.detailed if staff else str(exc)
         if answering:
             return (
-                f"Ollama failed while answering: {_clause(text)}. "
-                "Continue or regenerate the answer."
+                f"Ollama failed while answering: {clause(text)}. Continue or regenerate the answer."
             )
         if isinstance(exc, ModelUnreachable):
             return f"{text}. Try again shortly, or pick another model."
@@ -104,27 +105,6 @@ def explain(exc: Exception, model: str, *, answering: bool = False, staff: bool 
     return "Something went wrong on the server while writing this answer."
 
 
-# Whole sentences with named placeholders, ready for gettext (`_(TEXT) % {...}`).
-FAILOVER_NOTE = "Continued on another server after %(chars)s characters: %(reason)s."
-FAILOVER_NOTE_THINKING = "Continued on another server while reasoning: %(reason)s."
-
-
-def failover_notes(stats: dict | None) -> list[str]:
-    """One sentence per time the answer went on on another host (`stats["failover"]`,
-    chat/relay.py), shown under it; [] when it never did."""
-    notes = []
-    for move in (stats or {}).get("failover") or []:
-        if not isinstance(move, dict):
-            continue
-        reason = _clause(str(move.get("reason") or "the server failed")).rstrip(".")
-        chars = move.get("at")
-        if isinstance(chars, int) and chars > 0:
-            notes.append(FAILOVER_NOTE % {"chars": f"{chars:,}", "reason": reason})
-        else:
-            notes.append(FAILOVER_NOTE_THINKING % {"reason": reason})
-    return notes
-
-
-def _clause(text: str) -> str:
+def clause(text: str) -> str:
     """A sentence to follow a colon: "The connection ..." -> "the connection ..."."""
     return text if text.startswith("Ollama") else text[:1].lower() + text[1:]

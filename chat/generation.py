@@ -18,12 +18,12 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from chat import protocol, services, titles
-from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.relay import Relay
-from chat.thinking import Split, ThinkSplitter
 from ollama_layer import context_window, failures
 from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable
+from relay.answer_text import AnswerText
+from relay.thinking import Split, ThinkSplitter
 
 log = logging.getLogger(__name__)
 Status = Message.Status

@@ -19,9 +19,9 @@ from django.conf import settings
 from chat import services
 from chat.models import Conversation, Message
 from chat.text import clean_line
-from chat.thinking import answer_of
 from ollama_layer import hosts
 from ollama_layer.client import OllamaError, OllamaUnavailable
+from relay.thinking import answer_of
 
 log = logging.getLogger(__name__)
 

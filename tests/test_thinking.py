@@ -1,12 +1,12 @@
-"""Reasoning split out of streamed content (chat/thinking.py, chat/answer_text.py): what a
+"""Reasoning split out of streamed content (relay/thinking.py, relay/answer_text.py): what a
 person ends up seeing as thinking and as the answer, however the deltas are cut."""
 
 import itertools
 
 import pytest
 
-from chat.answer_text import AnswerText
-from chat.thinking import Split, ThinkSplitter
+from relay.answer_text import AnswerText
+from relay.thinking import Split, ThinkSplitter
 
 LONE = "Okay, the user asks something.\n</think>\n\nFinal answer."
 TAGGED = "<think>\nTwo and two.\n</think>\n\nFour."

@@ -4,7 +4,7 @@ what has arrived from Ollama since (pending), turned into `delta` frames
 text never interleave on the event loop, so a snapshot always matches its `seq`.
 """
 
-from chat.thinking import Split
+from relay.thinking import Split
 
 
 class AnswerText:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need (first run only) and runs the whole test suite.
+# Sets up everything the tests need (first run only), checks the import rules between
+# the packages (lint-imports) and runs the whole test suite.
 # Extra arguments go to pytest, e.g. ./test.sh -k socket
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,4 +13,11 @@ if [ ! -x /usr/bin/chromium ]; then
   else echo "Please install Chromium (apt-get install chromium), then run this again." >&2; exit 1
   fi
 fi
+# Who may import whom (contracts in pyproject.toml, docs/architecture.md): a broken rule
+# stops here, before the tests, with the imports that break it.
+if ! contracts=$(.venv/bin/lint-imports --no-logo --no-cache 2>&1); then
+  echo "$contracts" >&2
+  exit 1
+fi
+echo "$contracts" | grep -E '^Contracts: '
 exec .venv/bin/python -m pytest "$@"

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from models_admin import frames, server, services
+from models_admin import frames, live, server, services
 from models_admin.models import Pull
 from models_admin.progress import JobProgress
 from models_admin.server import describe
@@ -27,13 +27,8 @@ from ollama_layer.client import OllamaError, OllamaUnavailable
 log = logging.getLogger(__name__)
 Status = Pull.Status
 
-# Live pulls of this process by task channel. Holding them here also keeps their tasks
-# referenced, so asyncio cannot collect one mid-pull (Channels pitfall 2).
-_jobs: dict[str, "PullJob"] = {}
-
-
-def live_channels() -> list[str]:
-    return list(_jobs)
+# Live pulls of this process by task channel (models_admin/live.py).
+_jobs = live.jobs
 
 
 class PullJob:

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat.models import Conversation
+from models_admin import live
 from models_admin.models import Pull
 
 Status = Pull.Status
@@ -156,12 +157,11 @@ def recover_stale_pulls() -> list[Pull]:
     knows its own pulls, so a restart is recognised at once.
     """
     from chat.generation import single_process
-    from models_admin import pulls  # the registry of this process's live pulls
 
     running = Pull.objects.filter(status=Status.RUNNING)
     stale = running.filter(heartbeat__lt=timezone.now() - timedelta(seconds=settings.STALE_SECONDS))
     if single_process():
-        stale = running.exclude(task_channel__in=pulls.live_channels())
+        stale = running.exclude(task_channel__in=live.live_channels())
     ids = list(stale.values_list("id", flat=True))
     if not ids:
         return []

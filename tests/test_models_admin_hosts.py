@@ -10,7 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.urls import reverse
 
-from models_admin import pulls, running, services
+from models_admin import live, pulls, running, services
 from models_admin.models import Pull
 from ollama_layer.client import OllamaClient
 from tests.fake_ollama import FakeOllama
@@ -308,7 +308,7 @@ def test_the_pull_list_names_the_host_of_each_pull(staff_client, a, b, staff_use
 
 def test_one_running_pull_per_model_and_host(staff_user, a, b, monkeypatch):
     # Their tasks are alive (this process has no real ones: nothing is pulled here).
-    monkeypatch.setattr(pulls, "live_channels", lambda: ["c1", "c2", "c3"])
+    monkeypatch.setattr(live, "live_channels", lambda: ["c1", "c2", "c3"])
     first, created = services.start_pull(staff_user, "tinyllama", "c1", a.url)
     assert created
     second, created = services.start_pull(staff_user, "TinyLlama:latest", "c2", b.url)

@@ -4,8 +4,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from chat import generation, lifecycle, protocol, services, vision
+from chat import answers, lifecycle, protocol, services, vision
 from chat.models import Message
+from relay import live
 
 # Close codes (docs/websocket.md): the browser shows a matching message, never data.
 # 4403 (an account waiting for approval) is sent before any consumer runs: chat.access.
@@ -71,12 +72,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         lifecycle.ensure_sweeper()
-        self.group = generation.group_name(conversation.uuid)
+        self.group = protocol.group_name(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Joined first, then asked: whatever the answer publishes after the snapshot
         # reaches this socket too, and sequence numbers drop what both carry.
         if live_channel:
-            await generation.request_snapshot(live_channel, self.channel_name)
+            await live.request_snapshot(live_channel, self.channel_name)
         else:
             await self._send_frame({"type": "snapshot", "message": None})
 
@@ -124,8 +125,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def _start_answer(self, service, client_id: str = "", **arguments) -> None:
-        """Run one of the services that start an answer, then the generation for it."""
-        answer = generation.Generation(
+        """Run one of the services that start an answer, then the relay for it."""
+        answer = answers.new_answer(
             self.conversation_uuid, self.channel_layer, staff=self.user.is_staff
         )
         task_channel = await answer.open()
@@ -150,12 +151,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "conversation": {"title": started.conversation.title},
                 }
             )
-        answer.start(
-            started.answer,
-            started.history,
-            services.ollama_request(started.conversation),
-            started.answer_extra,
-        )
+        answers.start(answer, started)
 
     async def _model_sees(self, model: str, client_id: str) -> bool:
         """Refuse images for a model without the vision capability, before sending."""
@@ -192,7 +188,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _on_stop(self) -> None:
         task_channel = await _streaming_channel(self.user, self.conversation_uuid)
         if task_channel:
-            await generation.request_stop(task_channel)
+            await live.request_stop(task_channel)
 
     async def _on_sync(self, frame: protocol.Sync) -> None:
         state = await _sync_state(self.user, self.conversation_uuid, frame.message_id)
@@ -200,7 +196,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             error = protocol.error_frame("not_found", "No such message.")
             await self._send_frame({**error, "id": frame.message_id})
         elif state[0]:  # still streaming: the task has the live text
-            await generation.request_snapshot(state[0], self.channel_name)
+            await live.request_snapshot(state[0], self.channel_name)
         else:
             await self._send_frame({"type": "snapshot", "message": state[1]})
 
@@ -217,10 +213,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def _send_frame(self, frame: dict) -> None:
-        await self.send(text_data=generation.encode(frame))
+        await self.send(text_data=live.encode(frame))
 
     async def _publish(self, frame: dict) -> None:
         """To every socket on this conversation, this one included."""
         await self.channel_layer.group_send(
-            self.group, {"type": "chat.frame", "text": generation.encode(frame)}
+            self.group, {"type": "chat.frame", "text": live.encode(frame)}
         )

@@ -19,11 +19,11 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from chat import text
-from chat.generation import STAT_FIELDS
 from chat.import_images import BadImage, ImportedImage, parse_images
 from chat.models import Conversation, Message
 from chat.settings_form import SettingsForm, as_settings
 from ollama_layer.names import is_valid_model_name
+from relay.target import STAT_FIELDS
 
 FORMAT = "ollama-chat"
 VERSION = 1

@@ -1,5 +1,6 @@
 """Frames of the chat socket (documented in docs/websocket.md): parsing what browsers
-send, and the shapes of what the server sends that are built outside the generation.
+send, the shapes of what the server sends that are built outside the relay, and the
+group every socket on a conversation joins.
 """
 
 import uuid
@@ -10,7 +11,12 @@ from django.conf import settings
 from chat import context_window, text
 from chat.models import Message
 from ollama_layer.names import is_valid_model_name
-from relay import notes
+from relay import live, notes
+
+
+def group_name(conversation_uuid) -> str:
+    """The channel group of a conversation: its sockets, its answers' frames."""
+    return live.group_name("conversation", conversation_uuid)
 
 
 class ProtocolError(Exception):

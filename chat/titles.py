@@ -16,11 +16,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import services
+from chat import protocol, services
 from chat.models import Conversation, Message
 from chat.text import clean_line
 from ollama_layer import hosts
 from ollama_layer.client import OllamaError, OllamaUnavailable
+from relay import live
 from relay.thinking import answer_of
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def clean_title(text: str) -> str:
 
 
 def after_answer(message: Message) -> None:
-    """Called by the generation when an answer completed: start naming its conversation
+    """Called when an answer completed (chat.answers.MessageTarget.finished): start naming its conversation
     if this was its first exchange. Returns at once; never raises."""
     if not settings.AUTO_TITLES:
         return
@@ -142,10 +143,7 @@ async def _name_conversation(message_id: int) -> None:
 
 async def publish_title(conversation_uuid, title: str) -> None:
     """Tell every tab open on the conversation its new title (`title` frame)."""
-    # Imported here: chat.generation calls into this module when an answer ends.
-    from chat import generation
-
-    frame = generation.encode({"type": "title", "title": title})
+    frame = live.encode({"type": "title", "title": title})
     await get_channel_layer().group_send(
-        generation.group_name(conversation_uuid), {"type": "chat.frame", "text": frame}
+        protocol.group_name(conversation_uuid), {"type": "chat.frame", "text": frame}
     )

@@ -12,9 +12,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat.access import SocketsOnHoldRefused  # noqa: E402
-from chat.lifecycle import install_shutdown_hook  # noqa: E402
 from config.origin import SameOriginValidator  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from relay.lifecycle import install_shutdown_hook  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -29,5 +29,6 @@ application = ProtocolTypeRouter(
     }
 )
 
-# SIGTERM: running answers get a last checkpoint and their final state before exit.
+# SIGTERM: running answers get a last checkpoint and their final state before exit, and
+# each app's own hooks run (registered in its AppConfig.ready()).
 install_shutdown_hook()

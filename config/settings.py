@@ -118,10 +118,10 @@ if REDIS_URL:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    # One process only: the in-memory layer does not cross processes (chat.layers: the
+    # One process only: the in-memory layer does not cross processes (relay.layers: the
     # same, with its expiry sweep made cheap).
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "chat.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {"BACKEND": "relay.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

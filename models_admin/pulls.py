@@ -229,8 +229,8 @@ async def sweep() -> int:
 
 
 async def shutdown(timeout: float = 5.0) -> None:
-    """Stop this process's pulls as `interrupted` (for a SIGTERM hook: see
-    chat/lifecycle.py). Ollama keeps what it downloaded; pulling again resumes."""
+    """Stop this process's pulls as `interrupted` (the SIGTERM hook registered in
+    models_admin/apps.py, run by relay/lifecycle.py). Ollama keeps what it downloaded; pulling again resumes."""
     tasks = [job.task for job in list(_jobs.values()) if job.task]
     for task in tasks:
         task.cancel()  # PullJob._run records the final state (shielded)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from chat.models import Conversation
 from models_admin import live
 from models_admin.models import Pull
+from relay import live as relay_live
 
 Status = Pull.Status
 HISTORY_SIZE = 20
@@ -156,11 +157,10 @@ def recover_stale_pulls() -> list[Pull]:
     process died. With the in-memory channel layer there is only this process, which
     knows its own pulls, so a restart is recognised at once.
     """
-    from chat.generation import single_process
 
     running = Pull.objects.filter(status=Status.RUNNING)
     stale = running.filter(heartbeat__lt=timezone.now() - timedelta(seconds=settings.STALE_SECONDS))
-    if single_process():
+    if relay_live.single_process():
         stale = running.exclude(task_channel__in=live.live_channels())
     ids = list(stale.values_list("id", flat=True))
     if not ids:

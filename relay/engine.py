@@ -1,79 +1,52 @@
-"""The server-owned task that writes one answer, relaying Ollama's tokens to every tab.
+"""The server-owned task that writes one answer, relaying Ollama's tokens to every tab:
+the answer engine every streaming surface reuses (docs/architecture.md).
 
-It belongs to no socket: closing a tab leaves it running. It listens on a channel of its
-own (stored on the message row as `task_channel`) so that stop and snapshot requests
-reach it from any socket in any process. Per token it only appends to a buffer; a
-flusher sends at most one frame per STREAM_FLUSH_MS and a checkpointer saves the text
-at most once per CHECKPOINT_SECONDS, so socket and database work grow with time, not
-with tokens.
+Given a stream (`relay.streams.Stream`: what to ask Ollama), a target (`relay.target.
+Target`: the row the answer is written into, implemented by the surface) and a channel
+group, it belongs to no socket: closing a tab leaves it running. It listens on a channel
+of its own (stored on the row as its task channel) so that stop and snapshot requests
+reach it from any socket in any process (`relay.live`). Per token it only appends to a
+buffer; a flusher sends at most one frame per STREAM_FLUSH_MS and a checkpointer saves
+the text at most once per CHECKPOINT_SECONDS, so socket and database work grow with
+time, not with tokens. Which host writes it, the line for a busy Ollama and failover:
+`relay.failover`.
 """
 
 import asyncio
-import json
 import logging
 from contextlib import aclosing
 
-from channels.db import database_sync_to_async
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import protocol, services, titles
-from chat.models import Message
-from chat.relay import Relay
 from ollama_layer import context_window, failures
 from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable
+from relay import live
 from relay.answer_text import AnswerText
+from relay.failover import Failover
+from relay.streams import Stream
+from relay.target import INTERRUPTED_ERROR, STAT_FIELDS, Status, Target
 from relay.thinking import Split, ThinkSplitter
 
 log = logging.getLogger(__name__)
-Status = Message.Status
 
 FINAL_SAVE_ATTEMPTS = 5
 
-# Live generations of this process by task channel. Holding them here also keeps their
-# tasks referenced, so asyncio cannot collect one mid-answer (Channels pitfall 2).
-_running: dict[str, "Generation"] = {}
 
-STAT_FIELDS = (
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
-    "done_reason",
-)
+class Answer(Failover):
+    """One answer being written. `open()`, then `start()` once its row is saved (or
+    `discard()` when it is refused). `group`: the channel group its frames go to
+    (`relay.live.group_name`); `staff`: its reader is staff, so errors may name the
+    Ollama host (without credentials)."""
 
-
-def live_channels() -> list[str]:
-    return list(_running)
-
-
-def single_process() -> bool:
-    """With the in-memory layer no other process can share answers with this one."""
-    return isinstance(get_channel_layer(), InMemoryChannelLayer)
-
-
-def group_name(conversation_uuid) -> str:
-    return f"conversation.{conversation_uuid.hex}"
-
-
-def encode(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-
-
-class Generation(Relay):
-    """One answer being written. `open()`, then `start()` once the rows are saved. Which
-    host writes it, the line for a busy Ollama and failover: `chat.relay.Relay`."""
-
-    def __init__(self, conversation_uuid, layer=None, *, staff: bool = False):
+    def __init__(self, group: str, layer=None, *, staff: bool = False):
         self.layer = layer or get_channel_layer()
-        # The conversation's owner is staff: errors may name the Ollama host.
         self.staff = staff
-        self.group = group_name(conversation_uuid)
+        self.group = group
         self.channel = ""
         self.seq = 0
-        self.message: Message | None = None
+        self.target: Target | None = None
+        self.stream: Stream | None = None
         self.text = AnswerText()
         self._dirty = asyncio.Event()
         self._send_lock = asyncio.Lock()  # one frame at a time, in sequence order
@@ -83,7 +56,7 @@ class Generation(Relay):
         self._listener: asyncio.Task | None = None
         self.task: asyncio.Task | None = None
         self.stats: dict = {}
-        self.failovers: list[dict] = []  # moves to another host mid-answer (chat/relay.py)
+        self.failovers: list[dict] = []  # moves to another host mid-answer (relay/failover.py)
         self._received = False  # any chunk from Ollama yet (then another host only continues)
         self._stream_began = False  # any chunk from the current host
         self._started = 0.0  # event-loop time of the request that began the answer
@@ -96,7 +69,7 @@ class Generation(Relay):
         # process from one blocking read per prefix, and a prefix of our own would hold
         # that read's lock away from the sockets' channels for seconds at a time.
         self.channel = await self.layer.new_channel()
-        _running[self.channel] = self
+        live.running[self.channel] = self
         # Listening from now on: a pub/sub layer only delivers to channels already
         # subscribed, and a stop may come as soon as the row exists.
         self._listener = asyncio.create_task(self._listen())
@@ -104,27 +77,25 @@ class Generation(Relay):
 
     def discard(self) -> None:
         """The answer was refused before it started."""
-        _running.pop(self.channel, None)
+        live.running.pop(self.channel, None)
         self._listener.cancel()
 
-    def start(
-        self, message: Message, history: list[dict], request: dict, extra: dict | None = None
-    ) -> None:
-        """Begin writing `message`. A continued answer keeps the text it already has;
-        Ollama's deltas are appended to it. `extra` goes into the `start` frame."""
-        self.message = message
+    def start(self, target: Target, stream: Stream, extra: dict | None = None) -> None:
+        """Begin writing into `target` what `stream` brings. A continued answer keeps the
+        text the target already has; Ollama's deltas are appended to it. `extra` goes
+        into the `start` frame's message."""
+        self.target = target
+        self.stream = stream
         self._extra = extra or {}
-        self.text = AnswerText(message.content, message.thinking)
-        self.task = asyncio.create_task(self._run(history, request), name=f"answer-{message.uuid}")
+        self.text = AnswerText(target.content, target.thinking)
+        self.task = asyncio.create_task(self._run(), name=f"answer-{target.id}")
 
     # --- state ------------------------------------------------------------------------
 
     def payload(self) -> dict:
-        message = self.message
+        """The answer as the `start` and `snapshot` frames carry it."""
         return {
-            "id": str(message.uuid),
-            "role": "assistant",
-            "model": message.model,
+            **self.target.fields(),
             "status": Status.STREAMING,
             "content": self.text.content(),
             "thinking": self.text.thinking(),
@@ -133,14 +104,14 @@ class Generation(Relay):
 
     # --- the task ---------------------------------------------------------------------
 
-    async def _run(self, history: list[dict], options: dict) -> None:
+    async def _run(self) -> None:
         await self._publish({"type": "start", "message": {**self.payload(), **self._extra}})
         helpers = [
             self._listener,
             asyncio.create_task(self._flush_loop()),
             asyncio.create_task(self._checkpoint_loop()),
         ]
-        self._relay_task = asyncio.create_task(self._relay(history, options))
+        self._relay_task = asyncio.create_task(self._relay(self.stream))
         if self._stop_requested:  # stopped before it began
             self._relay_task.cancel()
         status, error, cancelled = Status.COMPLETE, "", False
@@ -151,12 +122,12 @@ class Generation(Relay):
                 status = Status.STOPPED
             else:  # the process is shutting down
                 status, cancelled = Status.INTERRUPTED, True
-                error = services.INTERRUPTED_ERROR
+                error = INTERRUPTED_ERROR
         except Exception as exc:
             if not isinstance(exc, (OllamaError, OllamaUnavailable)):
-                log.exception("answer %s failed", self.message.uuid)
+                log.exception("answer %s failed", self.target.id)
             error = failures.explain(
-                exc, self.message.model, answering=self._received, staff=self.staff
+                exc, self.target.model, answering=self._received, staff=self.staff
             )
             status = Status.FAILED
         finally:
@@ -170,12 +141,9 @@ class Generation(Relay):
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _relay_from(
-        self, url: str, history: list[dict], request: dict, *, resume: bool = False
-    ) -> None:
+    async def _relay_from(self, url: str, stream: Stream, *, resume: bool = False) -> None:
         """Stream the answer from the host at `url`. `resume`: another host broke off;
         this one continues the text so far (its timings go on too)."""
-        message = self.message
         loop = asyncio.get_running_loop()
         if not resume:  # wall time counts from the request that began the answer
             self._started = loop.time()
@@ -184,9 +152,9 @@ class Generation(Relay):
         # A continued (or resumed) answer goes on from its text: a tag there has been
         # judged. Nothing is pending here (a failover publishes it first).
         splitter = ThinkSplitter(self.text.content(), reasoned=bool(self.text.thinking()))
-        stream = OllamaClient(url).chat_stream(message.model, history, **request)
+        parts = stream.parts
         try:
-            async with aclosing(stream) as chunks:
+            async with aclosing(stream.open(OllamaClient(url))) as chunks:
                 async for chunk in chunks:
                     self._stream_began = True
                     if not self._received:
@@ -194,10 +162,9 @@ class Generation(Relay):
                         self._through()  # let the next one in line try
                         # Asked now, while the model is loaded with this request's context.
                         self._window_task = asyncio.create_task(
-                            context_window.effective(url, message.model, request.get("options"))
+                            context_window.effective(url, stream.model, stream.options)
                         )
-                    delta = chunk.get("message") or {}
-                    content, thinking = delta.get("content") or "", delta.get("thinking") or ""
+                    content, thinking = parts(chunk)
                     if content or thinking:
                         self._take(splitter.feed(content, thinking), loop.time())
                     if chunk.get("done"):
@@ -234,16 +201,16 @@ class Generation(Relay):
         while True:
             event = await self.layer.receive(self.channel)
             kind = event.get("type")
-            if kind == "generation.stop":
+            if kind == live.STOP:
                 self._stop_requested = True
                 if self._relay_task:
                     self._relay_task.cancel()  # closes the HTTP stream: Ollama stops
-            elif kind == "generation.wake":
+            elif kind == live.WAKE:
                 self._your_turn()
-            elif kind == "generation.snapshot" and self.message is not None:
+            elif kind == live.SNAPSHOT and self.target is not None:
                 frame = {"type": "snapshot", "message": self.payload()}
                 await self.layer.send(
-                    event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}
+                    event["reply_channel"], {"type": "chat.frame", "text": live.encode(frame)}
                 )
 
     async def _flush_loop(self) -> None:
@@ -279,11 +246,9 @@ class Generation(Relay):
             content, thinking = self.text.content(), self.text.thinking()
             if (len(content), len(thinking)) != saved or since_beat >= beat_every:
                 try:
-                    await database_sync_to_async(services.checkpoint_answer)(
-                        self.message.id, content, thinking
-                    )
+                    await self.target.checkpoint(content, thinking)
                 except Exception as exc:  # the database is briefly away: try next time
-                    log.warning("checkpoint of %s failed: %s", self.message.uuid, exc)
+                    log.warning("checkpoint of %s failed: %s", self.target.id, exc)
                     continue
                 saved, since_beat = (len(content), len(thinking)), 0.0
 
@@ -294,34 +259,31 @@ class Generation(Relay):
             await self._save_final(status, content, thinking, error)
             frame = {
                 "type": "done",
-                "id": str(self.message.uuid),
+                "id": self.target.id,
                 "status": status,
                 "error": error,
                 "stats": self.stats,
-                "notes": protocol.answer_notes(self.stats),
+                "notes": self.target.notes(self.stats),
                 "seq": self.seq,
             }
             await self._publish(frame)
-            if status == Status.COMPLETE:
-                titles.after_answer(self.message)  # in the background; never blocks
+            self.target.finished(status)  # e.g. a title, in the background; never blocks
         except Exception:
-            log.exception("could not record the end of answer %s", self.message.uuid)
+            log.exception("could not record the end of answer %s", self.target.id)
         finally:
-            _running.pop(self.channel, None)
+            live.running.pop(self.channel, None)
 
     async def _save_final(self, status: str, content: str, thinking: str, error: str) -> None:
         # A database that is away for a moment (restart, failover) must not lose the
         # answer: try for a few seconds before giving up.
         for attempt in range(FINAL_SAVE_ATTEMPTS):
             try:
-                await database_sync_to_async(services.finish_answer)(
-                    self.message.id, status, content, thinking, self.stats, error
-                )
+                await self.target.finish(status, content, thinking, self.stats, error)
                 return
             except Exception as exc:
                 if attempt + 1 == FINAL_SAVE_ATTEMPTS:
                     raise
-                log.warning("saving answer %s failed, retrying: %s", self.message.uuid, exc)
+                log.warning("saving answer %s failed, retrying: %s", self.target.id, exc)
                 await asyncio.sleep(1)
 
     async def _publish(self, frame: dict) -> None:
@@ -329,19 +291,9 @@ class Generation(Relay):
         try:
             async with self._send_lock:
                 await self.layer.group_send(
-                    self.group, {"type": "chat.frame", "text": encode(frame)}
+                    self.group, {"type": "chat.frame", "text": live.encode(frame)}
                 )
         except Exception as exc:  # e.g. Redis restarting
             # The answer goes on and is saved; tabs catch up from the database and the
             # snapshot when their sockets reconnect.
             log.warning("could not publish to %s: %s", self.group, exc)
-
-
-async def request_stop(task_channel: str) -> None:
-    await get_channel_layer().send(task_channel, {"type": "generation.stop"})
-
-
-async def request_snapshot(task_channel: str, reply_channel: str) -> None:
-    await get_channel_layer().send(
-        task_channel, {"type": "generation.snapshot", "reply_channel": reply_channel}
-    )

@@ -7,13 +7,14 @@
   processes when they share Redis.
 * After the answer began, a stream that breaks off (a dropped connection, an `{"error"}`
   line, a host that went down) goes on on another host that has the model, from where
-  it stopped: the partial answer is sent as the assistant's last message, as Continue
-  does (ollama-api.md §1: Ollama continues a final assistant message), and the new
-  deltas append to the text every tab already shows. The answer's stats record each
-  move under `failover`. With no other host that has the model it fails as before.
+  it stopped: the stream's `resumed()` request (for a chat, the partial answer as the
+  assistant's last message, as Continue does: ollama-api.md §1, Ollama continues a
+  final assistant message), and the new deltas append to the text every tab already
+  shows. The answer's stats record each move under `failover` (in words:
+  `relay.notes`). With no other host that has the model it fails as before.
 
-`Relay` is a mixin of `chat.generation.Generation`: it uses the answer's text, its
-stream of one host (`_relay_from`) and its frames.
+`Failover` is a mixin of `relay.engine.Answer`: it uses the answer's text, its stream of
+one host (`_relay_from`) and its frames.
 """
 
 import asyncio
@@ -21,28 +22,28 @@ import logging
 
 from django.conf import settings
 
-from chat.services import partial_answer
 from ollama_layer import failures, hosts
 from ollama_layer.client import OllamaError, OllamaUnavailable
-from relay import waiting_line
+from relay import live, waiting_line
+from relay.streams import Stream
 
 log = logging.getLogger(__name__)
 
 
-class Relay:
-    """The answer's way through the hosts. Expects from the Generation: `message`,
-    `channel`, `layer`, `text`, `stats`, `failovers` (a list, recorded in the stats),
-    `_received`, `_stream_began`, `_relay_from()`, `_publish()`, `_publish_pending()`."""
+class Failover:
+    """The answer's way through the hosts. Expects from the Answer: `target`, `channel`,
+    `layer`, `text`, `stats`, `failovers` (a list, recorded in the stats), `_received`,
+    `_stream_began`, `_relay_from()`, `_publish()`, `_publish_pending()`."""
 
     _in_line = False
     _turn: asyncio.Event | None = None  # set when this answer became first in line
     _leaving: asyncio.Task | None = None
 
-    async def _relay(self, history: list[dict], request: dict) -> None:
+    async def _relay(self, stream: Stream) -> None:
         """Stream the answer from the best host until it is done (see the module)."""
         self._turn = asyncio.Event()
         try:
-            await self._relay_in_turn(history, request)
+            await self._relay_in_turn(stream)
         finally:
             if self._leaving is not None:
                 await asyncio.shield(self._leaving)
@@ -51,7 +52,7 @@ class Relay:
 
     # --- the line ---------------------------------------------------------------------
 
-    async def _relay_in_turn(self, history: list[dict], request: dict) -> None:
+    async def _relay_in_turn(self, stream: Stream) -> None:
         loop = asyncio.get_running_loop()
         # Others already waiting go first: a new answer joins behind them.
         position = await waiting_line.join(self.channel, only_if_waiting=True)
@@ -60,7 +61,7 @@ class Relay:
         shown, busy = 0, None
         while True:
             if position <= 1:  # nobody ahead: try the hosts
-                busy = await self._try_hosts(history, request)
+                busy = await self._try_hosts(stream)
                 if busy is None:
                     return
                 self._turn.clear()
@@ -86,7 +87,7 @@ class Relay:
             pass
 
     def _your_turn(self) -> None:
-        """The answer before this one left the line (`generation.wake`)."""
+        """The answer before this one left the line (`relay.live.wake`)."""
         if self._turn is not None:
             self._turn.set()
 
@@ -101,80 +102,74 @@ class Relay:
         try:
             first = await waiting_line.leave(self.channel)
             if first:
-                await self.layer.send(first, {"type": "generation.wake"})
+                await live.wake(first, self.layer)
         except Exception as exc:  # the next one tries at its next retry anyway
             log.warning("could not hand the line on: %s", exc)
 
     # --- the hosts --------------------------------------------------------------------
 
-    async def _try_hosts(self, history: list[dict], request: dict) -> OllamaError | None:
+    async def _try_hosts(self, stream: Stream) -> OllamaError | None:
         """One try on each host that may answer, best first. None once the answer is
         written; the 503 when every host was busy. Raises the failure to report."""
         pool = hosts.pool()
         busy = last = None
-        tried = await pool.candidates(self.message.model)
+        model = stream.model
+        tried = await pool.candidates(model)
         for host in tried:
             try:
-                await self._stream(host, history, request)
+                await self._stream(host, stream)
                 return None
             except OllamaUnavailable as exc:
                 host.mark_down(str(exc))
                 if self._received:
-                    await self._fail_over(host, exc, history, request)
+                    await self._fail_over(host, exc, stream)
                     return None
                 if len(pool.hosts) == 1:
                     raise
                 last = exc
             except OllamaError as exc:
                 if self._received:  # an error line: the host is up, its runner failed
-                    await self._fail_over(host, exc, history, request)
+                    await self._fail_over(host, exc, stream)
                     return None
                 if exc.status == 404:
-                    if unreachable := failures.out_of_reach(self.message.model, exc):
+                    if unreachable := failures.out_of_reach(model, exc):
                         raise unreachable from exc
                 if exc.status != 503:
                     raise
                 busy = last = exc
         if busy is None:
-            raise failures.out_of_reach(self.message.model, last, tried) or last
+            raise failures.out_of_reach(model, last, tried) or last
         return busy
 
-    async def _stream(
-        self, host: hosts.Host, history: list[dict], request: dict, *, resume: bool = False
-    ) -> None:
+    async def _stream(self, host: hosts.Host, stream: Stream, *, resume: bool = False) -> None:
         pool = hosts.pool()
         await pool.begin(host, self.channel)
         try:
-            await self._relay_from(host.url, history, request, resume=resume)
+            await self._relay_from(host.url, stream, resume=resume)
         finally:
             await asyncio.shield(pool.end(host, self.channel))
 
-    async def _fail_over(
-        self, failed: hosts.Host, exc: Exception, history: list[dict], request: dict
-    ) -> None:
+    async def _fail_over(self, failed: hosts.Host, exc: Exception, stream: Stream) -> None:
         """Go on with the answer on another host that has the model after `failed` broke
         off with `exc`; raises `exc` (or the last break) when no host can."""
         pool = hosts.pool()
         used = [failed]
-        # A continued answer's history already ends with its partial text: replaced.
-        if history and history[-1]["role"] == "assistant":
-            history = history[:-1]
         while True:
-            others = await pool.others_with(self.message.model, used)
+            others = await pool.others_with(stream.model, used)
             if not others:
                 raise exc
             # What every tab shows is what the next host continues from: no text lost,
             # none doubled, and a pending `replace` reaches the tabs first.
             await asyncio.shield(self._publish_pending())
             content, thinking = self.text.content(), self.text.thinking()
-            resumed = [*history, *partial_answer(content, thinking)]
+            resumed = stream.resumed(content, thinking)
             move = {"from": pool.hosts.index(failed), "at": len(content), "reason": _reason(exc)}
             if thinking:
                 move["thinking_at"] = len(thinking)
-            log.warning("answer %s goes on on another host: %s", self.message.uuid, move["reason"])
+            log.warning("answer %s goes on on another host: %s", self.target.id, move["reason"])
             for host in others:
                 try:
-                    await self._stream(host, resumed, request, resume=True)
+                    await self._stream(host, resumed, resume=True)
                     return
                 except (OllamaUnavailable, OllamaError) as next_exc:
                     used.append(host)
@@ -198,5 +193,5 @@ class Relay:
 
 
 def _reason(exc: Exception) -> str:
-    """Why a host broke off, for people: never its address (ollama.OllamaUnavailable)."""
+    """Why a host broke off, for people: never its address (OllamaUnavailable's str)."""
     return exc.message if isinstance(exc, OllamaError) else str(exc)

@@ -20,6 +20,21 @@ class Status(StrEnum):
     INTERRUPTED = "interrupted"  # the process stopped (or died) while writing it
 
 
+# The error of an answer its process stopped (or died) writing.
+INTERRUPTED_ERROR = "The server stopped while this answer was being written."
+
+# Ollama's numbers kept from the final chunk, the same for /api/chat and /api/generate.
+STAT_FIELDS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+    "done_reason",
+)
+
+
 class Target(Protocol):
     """One answer's row. `id`, `model`, `content` and `thinking` are read once, when the
     answer starts (`content`/`thinking`: the text it already has when it is continued,
@@ -44,7 +59,7 @@ class Target(Protocol):
     async def finish(
         self, status: Status, content: str, thinking: str, stats: dict, error: str
     ) -> None:
-        """Record the one final state, with Ollama's stats (`relay.engine.STAT_FIELDS`,
+        """Record the one final state, with Ollama's stats (`STAT_FIELDS`,
         plus `thinking_ms`, `wall_ms`, `context_window`, `failover`) and the error in
         words ("" unless failed or interrupted). Only a row still streaming changes. May
         raise: the relay tries a few times over some seconds."""

@@ -24,7 +24,7 @@ from chat.services.attachments import (
     get_attachment_for_user,
     remove_attachment,
 )
-from chat.services.branches import branch, history_for, partial_answer, select_alternate
+from chat.services.branches import branch, history_for, select_alternate
 from chat.services.conversations import (
     create_conversation,
     get_conversation_for_user,
@@ -75,7 +75,6 @@ __all__ = [
     "get_conversation_for_user",
     "history_for",
     "ollama_request",
-    "partial_answer",
     "recover_stale_answers",
     "regenerate_answer",
     "register_user",

@@ -14,7 +14,10 @@ from django.utils import timezone
 from chat import limits, protocol, text
 from chat.models import Attachment, Conversation, Message
 from chat.services.accounts import can_chat
-from chat.services.branches import annotate_alternates, history_for, partial_answer
+from chat.services.branches import annotate_alternates, history_for
+from relay import live
+from relay.streams import partial_answer
+from relay.target import INTERRUPTED_ERROR
 
 Status = Message.Status
 Role = Message.Role
@@ -260,9 +263,6 @@ def finish_answer(
     )
 
 
-INTERRUPTED_ERROR = "The server stopped while this answer was being written."
-
-
 def recover_stale_answers(conversation: Conversation | None = None) -> list[tuple]:
     """Mark answers whose generating process is gone as `interrupted`; returns their
     (conversation uuid, message uuid) so that open tabs can be told.
@@ -272,13 +272,11 @@ def recover_stale_answers(conversation: Conversation | None = None) -> list[tupl
     knows every live answer is its own, so it recovers a restart at once instead of
     waiting for the heartbeat to age.
     """
-    from chat import generation  # the registry of live answers in this process
-
     streaming = Message.objects.filter(status=Status.STREAMING)
     if conversation is not None:
         streaming = streaming.filter(conversation=conversation)
-    if generation.single_process():
-        stale = streaming.exclude(task_channel__in=generation.live_channels())
+    if live.single_process():
+        stale = streaming.exclude(task_channel__in=live.live_channels())
     else:
         cutoff = timezone.now() - timedelta(seconds=settings.STALE_SECONDS)
         stale = streaming.filter(heartbeat__lt=cutoff)

@@ -112,19 +112,6 @@ def history_for(conversation: Conversation, last: Message | None) -> list[dict]:
     return history
 
 
-def partial_answer(content: str, thinking: str = "") -> list[dict]:
-    """The turn that makes Ollama continue a partial answer, to append to its history:
-    the answer as the last (assistant) message, its reasoning apart in `thinking`, as
-    every assistant turn goes back (ollama-api.md §7); none when it has no text yet.
-    Continue and a failover to another host (chat/relay.py) both send this."""
-    if not content and not thinking:
-        return []
-    turn = {"role": Message.Role.ASSISTANT, "content": content}
-    if thinking:
-        turn["thinking"] = thinking
-    return [turn]
-
-
 def select_alternate(user: AbstractBaseUser, conversation_uuid, message_uuid) -> Conversation:
     """Show the branch through `message_uuid` (and its most recent continuation)."""
     conversation = get_conversation_for_user(user, conversation_uuid)

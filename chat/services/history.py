@@ -11,10 +11,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import Http404
 
-from chat import text
+from chat import protocol, text
 from chat.models import Attachment, Conversation, Message
 from chat.services.branches import branch, select_alternate
 from chat.services.conversations import get_conversation_for_user
+from relay import live
 
 TitleSource = Conversation.TitleSource
 TITLE_MAX = Conversation._meta.get_field("title").max_length
@@ -29,10 +30,8 @@ class HistoryRefused(Exception):
 
 
 def _publish_title(conversation: Conversation) -> None:
-    from chat import generation  # imports the services: import at call time
-
-    frame = generation.encode({"type": "title", "title": conversation.title})
-    group = generation.group_name(conversation.uuid)
+    frame = live.encode({"type": "title", "title": conversation.title})
+    group = protocol.group_name(conversation.uuid)
     transaction.on_commit(
         lambda: async_to_sync(get_channel_layer().group_send)(
             group, {"type": "chat.frame", "text": frame}
@@ -82,8 +81,6 @@ def set_archived(user: AbstractBaseUser, conversation_uuid, archived: bool) -> C
 def delete_conversation(user: AbstractBaseUser, conversation_uuid) -> None:
     """The conversation, its messages and its images, files included; an answer being
     written in it is stopped (Ollama stops generating)."""
-    from chat import generation
-
     conversation = get_conversation_for_user(user, conversation_uuid)
     files = list(
         Attachment.objects.filter(conversation=conversation).values_list("file", flat=True)
@@ -102,7 +99,7 @@ def delete_conversation(user: AbstractBaseUser, conversation_uuid) -> None:
             if name:
                 storage.delete(name)
         for channel in live:
-            async_to_sync(generation.request_stop)(channel)
+            async_to_sync(live.request_stop)(channel)
 
     transaction.on_commit(after_commit)
 

@@ -8,6 +8,18 @@ export const FATAL_CLOSES = {
 };
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 10000];
+// 4503: the server is up but lost Redis for a moment (or is still without it): every page
+// comes back at once, spread over a second so that they don't all arrive together, and
+// keeps trying every ~2 s, so it is back within seconds of Redis.
+export const CLOSE_RECONNECT = 4503;
+const RECONNECT_BACKOFF_MS = [500, 1000, 2000];
+
+/** How long to wait before reconnecting attempt number `attempt` after `code`. */
+export function reconnectDelay(code, attempt) {
+  const steps = code === CLOSE_RECONNECT ? RECONNECT_BACKOFF_MS : BACKOFF_MS;
+  const base = steps[Math.min(attempt, steps.length - 1)];
+  return code === CLOSE_RECONNECT ? Math.round(base * (0.5 + Math.random())) : base;
+}
 
 export function socketUrl(conversationId) {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -80,7 +92,7 @@ export class ChatSocket {
         this.handlers.onFatal?.(event.code, FATAL_CLOSES[event.code]);
         return;
       }
-      const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+      const delay = reconnectDelay(event.code, this.attempt);
       this.attempt += 1;
       this.handlers.onReconnecting?.(delay);
       this.timer = setTimeout(() => {

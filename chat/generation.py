@@ -5,7 +5,8 @@ own (stored on the message row as `task_channel`) so that stop and snapshot requ
 reach it from any socket in any process. Per token it only appends to a buffer; a
 flusher sends at most one frame per STREAM_FLUSH_MS and a checkpointer saves the text
 at most once per CHECKPOINT_SECONDS, so socket and database work grow with time, not
-with tokens.
+with tokens. With Redis each frame is also appended to the answer's log in the same round
+trip (chat/answer_log.py), so that no text a tab was shown is lost if this process dies.
 """
 
 import asyncio
@@ -17,16 +18,22 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import context_window, failures, hosts, protocol, services, titles
+from chat import answer_log, context_window, failures, hosts, liveness, protocol, services, titles
 from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat.redis_layer import RECONNECTED, RedisPubSubChannelLayer
 from chat.thinking import Split, ThinkSplitter
 
 log = logging.getLogger(__name__)
 Status = Message.Status
 
 FINAL_SAVE_ATTEMPTS = 5
+# Redis away: a frame is given up after this long (the final state is saved regardless),
+# and the next one is tried this much later; tabs catch up once their socket reconnects.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+PUBLISH_RETRY_SECONDS = 0.5
+START_FAILED_ERROR = "The server could not start this answer. Try again (Regenerate)."
 
 # Live generations of this process by task channel. Holding them here also keeps their
 # tasks referenced, so asyncio cannot collect one mid-answer (Channels pitfall 2).
@@ -97,14 +104,18 @@ class Generation:
         self.stats: dict = {}
         self._received = False  # any chunk from Ollama yet (then no other host may take over)
         self._window_task: asyncio.Task | None = None  # context_window.effective()
+        self._log: answer_log.Writer | None = None  # with Redis: what tabs were shown
+        self._publish_failing = False
+        self._taken_over = False  # another process took this answer for dead and ended it
 
     async def open(self) -> str:
         """Get the task channel and register it before the row exists, so that stale
         answer recovery never takes this answer for a dead one."""
-        # The layer's default prefix on purpose: channels_redis serves every channel of a
-        # process from one blocking read per prefix, and a prefix of our own would hold
-        # that read's lock away from the sockets' channels for seconds at a time.
-        self.channel = await self.layer.new_channel()
+        # Named after this process, so that others can tell when it died
+        # (chat/liveness.py). (With the list-based Redis layer a prefix of our own would
+        # have cost a blocking read of its own; the pub/sub layer in use reads every
+        # channel of a process on one connection, whatever its name.)
+        self.channel = await self.layer.new_channel(liveness.channel_prefix())
         _running[self.channel] = self
         # Listening from now on: a pub/sub layer only delivers to channels already
         # subscribed, and a stop may come as soon as the row exists.
@@ -124,6 +135,8 @@ class Generation:
         self.message = message
         self._extra = extra or {}
         self.text = AnswerText(message.content, message.thinking)
+        if isinstance(self.layer, RedisPubSubChannelLayer):
+            self._log = answer_log.Writer(message.uuid)
         self.task = asyncio.create_task(self._run(history, request), name=f"answer-{message.uuid}")
 
     # --- state ------------------------------------------------------------------------
@@ -143,7 +156,10 @@ class Generation:
     # --- the task ---------------------------------------------------------------------
 
     async def _run(self, history: list[dict], options: dict) -> None:
-        await self._publish({"type": "start", "message": {**self.payload(), **self._extra}})
+        await self._publish(
+            {"type": "start", "message": {**self.payload(), **self._extra}},
+            logged=(self.text.content(), self.text.thinking()),
+        )
         helpers = [
             self._listener,
             asyncio.create_task(self._flush_loop()),
@@ -156,7 +172,9 @@ class Generation:
         try:
             await self._relay_task
         except asyncio.CancelledError:
-            if self._stop_requested and not asyncio.current_task().cancelling():
+            if self._taken_over and not asyncio.current_task().cancelling():
+                status, error = Status.INTERRUPTED, services.INTERRUPTED_ERROR
+            elif self._stop_requested and not asyncio.current_task().cancelling():
                 status = Status.STOPPED
             else:  # the process is shutting down
                 status, cancelled = Status.INTERRUPTED, True
@@ -280,9 +298,15 @@ class Generation:
                     self._relay_task.cancel()  # closes the HTTP stream: Ollama stops
             elif kind == "generation.snapshot" and self.message is not None:
                 frame = {"type": "snapshot", "message": self.payload()}
-                await self.layer.send(
-                    event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}
-                )
+                try:
+                    await self.layer.send(
+                        event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}
+                    )
+                except Exception as exc:  # Redis away: the tab asks again when it is back
+                    log.warning("could not send a snapshot of %s: %s", self.channel, exc)
+            elif kind == RECONNECTED["type"] and self._log is not None:
+                # Redis was away, maybe restarted empty: log the whole text afresh.
+                self._log.needs_base = True
 
     async def _flush_loop(self) -> None:
         interval = settings.STREAM_FLUSH_MS / 1000
@@ -297,15 +321,21 @@ class Generation:
             self._last_flush = loop.time()
             # Shielded: cancelling the flusher at the end must not lose a delta whose
             # sequence number is already taken; the send lock keeps frames in order.
-            await asyncio.shield(self._publish_pending())
+            if not await asyncio.shield(self._publish_pending()):
+                # Redis is away: what arrives meanwhile goes out in one frame later.
+                await asyncio.sleep(PUBLISH_RETRY_SECONDS)
 
-    async def _publish_pending(self) -> None:
+    async def _publish_pending(self) -> bool:
+        """Send what arrived since the last frame as a delta; False if it was lost."""
         self._dirty.clear()
         fields = self.text.publish()
         if fields is None:
-            return
+            return True
         self.seq += 1
-        await self._publish({"type": "delta", "seq": self.seq, **fields})
+        # The whole text as of this frame, taken now: the next frame may be taken before
+        # this one has gone out.
+        whole = (self.text.content(), self.text.thinking())
+        return await self._publish({"type": "delta", "seq": self.seq, **fields}, logged=whole)
 
     async def _checkpoint_loop(self) -> None:
         saved = (0, 0)
@@ -317,16 +347,26 @@ class Generation:
             content, thinking = self.text.content(), self.text.thinking()
             if (len(content), len(thinking)) != saved or since_beat >= beat_every:
                 try:
-                    await database_sync_to_async(services.checkpoint_answer)(
+                    ours = await database_sync_to_async(services.checkpoint_answer)(
                         self.message.id, content, thinking
                     )
                 except Exception as exc:  # the database is briefly away: try next time
                     log.warning("checkpoint of %s failed: %s", self.message.uuid, exc)
                     continue
+                if not ours:
+                    # Another process took this one for dead (stalled too long) and ended
+                    # the answer with the text its tabs had: stop writing it.
+                    log.warning("answer %s was ended elsewhere; stopping", self.message.uuid)
+                    self._taken_over = True
+                    if self._relay_task:
+                        self._relay_task.cancel()
+                    return
                 saved, since_beat = (len(content), len(thinking)), 0.0
 
     async def _finish(self, status: str, error: str) -> None:
         try:
+            if self._taken_over:
+                return  # saved and announced by the process that recovered it
             await self._publish_pending()
             content, thinking = self.text.content(), self.text.thinking()
             await self._save_final(status, content, thinking, error)
@@ -339,7 +379,7 @@ class Generation:
                 "notes": protocol.answer_notes(self.stats),
                 "seq": self.seq,
             }
-            await self._publish(frame)
+            await self._publish(frame, last=True)
             if status == Status.COMPLETE:
                 titles.after_answer(self.message)  # in the background; never blocks
         except Exception:
@@ -362,17 +402,64 @@ class Generation:
                 log.warning("saving answer %s failed, retrying: %s", self.message.uuid, exc)
                 await asyncio.sleep(1)
 
-    async def _publish(self, frame: dict) -> None:
+    async def _publish(
+        self, frame: dict, logged: tuple[str, str] | None = None, last: bool = False
+    ) -> bool:
+        """Send a frame to every tab of the conversation; False if Redis is away (the
+        answer goes on and is saved; tabs catch up from the snapshot and the database
+        when their sockets reconnect). With Redis, a `logged` frame (start or delta; the
+        whole text after it) is also appended to the answer's log, and the `last` one
+        deletes the log, in the same round trip."""
         # Encoded once here, not once per socket in the group.
+        message = {"type": "chat.frame", "text": encode(frame)}
+        entry = self._log if (logged or last) else None
         try:
-            async with self._send_lock:
-                await self.layer.group_send(
-                    self.group, {"type": "chat.frame", "text": encode(frame)}
-                )
+            async with self._send_lock, asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                if entry is None:
+                    await self.layer.group_send(self.group, message)
+                elif last:
+                    await self.layer.group_send_with(self.group, message, entry.forget)
+                else:
+                    fields = frame if frame["type"] == "delta" else None
+                    seq = frame.get("seq", 0)
+                    results = await self.layer.group_send_with(
+                        self.group,
+                        message,
+                        lambda pipeline: entry.queue(pipeline, seq, fields, *logged),
+                    )
+                    entry.written(results)
         except Exception as exc:  # e.g. Redis restarting
-            # The answer goes on and is saved; tabs catch up from the database and the
-            # snapshot when their sockets reconnect.
-            log.warning("could not publish to %s: %s", self.group, exc)
+            if entry is not None:
+                entry.failed()
+            if not self._publish_failing:  # once per outage, not once per frame
+                log.warning("could not publish to %s: %s", self.group, exc)
+            self._publish_failing = True
+            return False
+        if self._publish_failing:
+            log.warning("publishing to %s again", self.group)
+            self._publish_failing = False
+        return True
+
+    async def fail_unstarted(self, message: Message) -> None:
+        """The rows of this answer were saved but it could not start: end it `failed`
+        at once, saying so, rather than leave it `streaming` (its conversation busy)."""
+        self.message = message
+        self.discard()
+        try:
+            await database_sync_to_async(services.finish_answer)(
+                message.id, Status.FAILED, message.content, message.thinking, {}, START_FAILED_ERROR
+            )
+        finally:
+            frame = {
+                "type": "done",
+                "id": str(message.uuid),
+                "status": Status.FAILED,
+                "error": START_FAILED_ERROR,
+                "stats": {},
+                "notes": [],
+                "seq": self.seq,
+            }
+            await self._publish(frame)
 
 
 async def request_stop(task_channel: str) -> None:

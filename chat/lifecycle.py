@@ -1,6 +1,7 @@
 """A process's life around its answers: a sweeper that notices answers whose process
-died (multi-process set-ups), and a last checkpoint for running answers when Daphne is
-asked to stop (SIGTERM)."""
+died (with several processes it also keeps this process's liveness key in Redis:
+chat/liveness.py), and a last checkpoint for running answers when Daphne is asked to
+stop (SIGTERM)."""
 
 import asyncio
 import logging
@@ -10,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import generation, services
+from chat import generation, liveness, redis_layer, services
 from chat.models import Message
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,46 @@ async def sweep_once() -> int:
 
 
 async def _sweep_forever() -> None:
+    if generation.single_process():
+        # Only answers of an earlier run can be stale, and the first sweep finds them.
+        while True:
+            await _sweep_safely()
+            await asyncio.sleep(max(1.0, settings.STALE_SECONDS / 2))
+    # Several processes: beat and look for dead processes often (chat/liveness.py); go
+    # through the rows themselves when one died, and now and then for stale heartbeats.
+    loop = asyncio.get_running_loop()
+    every = max(1.0, settings.STALE_SECONDS / 2)
+    last_full = -every
+    redis_failing = False
     while True:
+        dead = set()
+        client = redis_layer.async_client()
         try:
-            await sweep_once()
-        except Exception as exc:  # database or Redis away for a moment: next round
-            log.warning("stale answer sweep failed: %s", exc)
-        await asyncio.sleep(max(1.0, settings.STALE_SECONDS / 2))
+            await liveness.beat(client)
+            dead = await liveness.dead_processes(client)
+            if redis_failing:
+                log.warning("Redis is back: process liveness known again")
+            redis_failing = False
+        except redis_layer.LAYER_ERRORS as exc:
+            if not redis_failing:
+                log.warning("process liveness unknown while Redis is away: %s", exc)
+            redis_failing = True
+        if dead or loop.time() - last_full >= every:
+            last_full = loop.time()
+            if await _sweep_safely() is not None and dead:
+                try:
+                    await liveness.forget(client, dead)
+                except redis_layer.LAYER_ERRORS:
+                    pass  # next round
+        await asyncio.sleep(liveness.SWEEP_SECONDS)
+
+
+async def _sweep_safely() -> int | None:
+    try:
+        return await sweep_once()
+    except Exception as exc:  # database or Redis away for a moment: next round
+        log.warning("stale answer sweep failed: %s", exc)
+        return None
 
 
 async def shutdown(timeout: float = 5.0) -> None:
@@ -72,8 +107,10 @@ async def shutdown(timeout: float = 5.0) -> None:
         log.info("saved %d running answer(s) before stopping", len(tasks))
 
 
-def install_shutdown_hook() -> None:
-    """Under Daphne (Twisted), save running answers before the reactor stops."""
+def install_process_hooks() -> None:
+    """Under Daphne (Twisted): start the sweeper (and, with Redis, this process's liveness
+    beats) as soon as the server runs, rather than when the first socket connects; and
+    save running answers before the reactor stops (SIGTERM)."""
     if "twisted.internet.reactor" not in sys.modules:
         return  # not Daphne (tests, other servers)
     from twisted.internet import defer, reactor
@@ -81,4 +118,5 @@ def install_shutdown_hook() -> None:
     def before_shutdown():
         return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
 
+    reactor.callLater(0, ensure_sweeper)  # runs inside the event loop, once it runs
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)

@@ -151,23 +151,20 @@ class Cluster:
                 process.wait(timeout=15)
 
 
-@pytest.fixture(scope="package")
-def cluster(database_url, hosts, tmp_path_factory):
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    tmp = tmp_path_factory.mktemp("scale")
-    env = {
+def cluster_env(database_url: str, hosts, tmp: Path, redis_url: str = REDIS_URL) -> dict:
+    """The environment of a cluster's Daphne processes."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "SECRET_KEY": "scale-test-secret-" + "s" * 40,
         "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url,
         "OLLAMA_URLS": ",".join(host.url for host in hosts),
         "STATIC_ROOT": str(tmp / "static"),
         "MEDIA_DIR": str(tmp / "media"),
         "CHECKPOINT_SECONDS": "0.25",
-        "STALE_SECONDS": "3",
+        # STALE_SECONDS as shipped (20 s): a dead process is found through Redis in
+        # seconds (chat/liveness.py), not by its rows' heartbeat ageing.
         "STREAM_FLUSH_MS": "30",
         "MESSAGES_PER_MINUTE": "1000",
         "MAX_CONCURRENT_ANSWERS": "20",
@@ -175,6 +172,15 @@ def cluster(database_url, hosts, tmp_path_factory):
         # Titles would take the scripted replies meant for the answers.
         "AUTO_TITLES": "false",
     }
+
+
+@pytest.fixture(scope="package")
+def cluster(database_url, hosts, tmp_path_factory):
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tmp = tmp_path_factory.mktemp("scale")
+    env = cluster_env(database_url, hosts, tmp)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
         cwd=ROOT,
@@ -231,3 +237,78 @@ class Account:
 @pytest.fixture
 def account(both):
     return Account(both.url(0))
+
+
+class PrivateRedis:
+    """A redis-server of one test module's own, on a free port, that its tests stop and
+    start ("Redis restarted") without touching the shared one on 6379. No persistence:
+    after a restart it is empty, the harshest case (every key and stream is gone)."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.tmp / "redis.log", "ab")  # noqa: SIM115 - kept for the process
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start: {(self.tmp / 'redis.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def redis_server_binary(services_up):
+    """The restart tests start Redis themselves: they need the redis-server program."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed (apt-get install redis-server)."
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def streaming_rows(database_url: str) -> list[tuple]:
+    """Answers still `streaming`, i.e. conversations that refuse a new message as busy."""
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT m.uuid, c.uuid, m.status, m.task_channel FROM chat_message m "
+            "JOIN chat_conversation c ON c.id = m.conversation_id WHERE m.status = 'streaming'"
+        ).fetchall()
+
+
+def assert_settled(database_url: str, within: float = 5.0) -> None:
+    """The invariant every scale run ends with: within `within` seconds no answer is left
+    `streaming` (so no conversation is busy), and every failed or interrupted answer says
+    why in words."""
+    import psycopg
+
+    deadline = time.monotonic() + within
+    while (left := streaming_rows(database_url)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"answers left streaming (their conversations stay busy): {left}"
+    with psycopg.connect(database_url) as connection:
+        silent = connection.execute(
+            "SELECT uuid, status FROM chat_message "
+            "WHERE status IN ('failed', 'interrupted') AND error = ''"
+        ).fetchall()
+    assert not silent, f"answers that ended without saying why: {silent}"

@@ -10,7 +10,6 @@ trip (chat/answer_log.py), so that no text a tab was shown is lost if this proce
 """
 
 import asyncio
-import json
 import logging
 from contextlib import aclosing
 
@@ -18,20 +17,28 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import answer_log, context_window, failures, hosts, liveness, protocol, services, titles
+from chat import context_window, failures, hosts, liveness, protocol, services, titles
+
+# Also the names other modules use as generation.<name> (they moved to answer_frames).
+from chat.answer_frames import (  # noqa: F401
+    FrameSender,
+    encode,
+    group_name,
+    request_snapshot,
+    request_stop,
+)
 from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
-from chat.redis_layer import RECONNECTED, RedisPubSubChannelLayer
+from chat.redis_layer import RECONNECTED
 from chat.thinking import Split, ThinkSplitter
 
 log = logging.getLogger(__name__)
 Status = Message.Status
 
 FINAL_SAVE_ATTEMPTS = 5
-# Redis away: a frame is given up after this long (the final state is saved regardless),
-# and the next one is tried this much later; tabs catch up once their socket reconnects.
-PUBLISH_TIMEOUT_SECONDS = 5.0
+# Redis away: the next frame is tried this much later; tabs catch up once their sockets
+# reconnect.
 PUBLISH_RETRY_SECONDS = 0.5
 START_FAILED_ERROR = "The server could not start this answer. Try again (Regenerate)."
 
@@ -74,14 +81,6 @@ def single_process() -> bool:
     return isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
-def group_name(conversation_uuid) -> str:
-    return f"conversation.{conversation_uuid.hex}"
-
-
-def encode(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-
-
 class Generation:
     """One answer being written. `open()`, then `start()` once the rows are saved."""
 
@@ -90,12 +89,12 @@ class Generation:
         # The conversation's owner is staff: errors may name the Ollama host.
         self.staff = staff
         self.group = group_name(conversation_uuid)
+        self.frames = FrameSender(self.layer, self.group)
         self.channel = ""
         self.seq = 0
         self.message: Message | None = None
         self.text = AnswerText()
         self._dirty = asyncio.Event()
-        self._send_lock = asyncio.Lock()  # one frame at a time, in sequence order
         self._last_flush = 0.0
         self._stop_requested = False
         self._relay_task: asyncio.Task | None = None
@@ -104,8 +103,6 @@ class Generation:
         self.stats: dict = {}
         self._received = False  # any chunk from Ollama yet (then no other host may take over)
         self._window_task: asyncio.Task | None = None  # context_window.effective()
-        self._log: answer_log.Writer | None = None  # with Redis: what tabs were shown
-        self._publish_failing = False
         self._taken_over = False  # another process took this answer for dead and ended it
 
     async def open(self) -> str:
@@ -135,8 +132,7 @@ class Generation:
         self.message = message
         self._extra = extra or {}
         self.text = AnswerText(message.content, message.thinking)
-        if isinstance(self.layer, RedisPubSubChannelLayer):
-            self._log = answer_log.Writer(message.uuid)
+        self.frames.log_answer(message.uuid)  # with Redis: what the tabs were shown
         self.task = asyncio.create_task(self._run(history, request), name=f"answer-{message.uuid}")
 
     # --- state ------------------------------------------------------------------------
@@ -304,9 +300,8 @@ class Generation:
                     )
                 except Exception as exc:  # Redis away: the tab asks again when it is back
                     log.warning("could not send a snapshot of %s: %s", self.channel, exc)
-            elif kind == RECONNECTED["type"] and self._log is not None:
-                # Redis was away, maybe restarted empty: log the whole text afresh.
-                self._log.needs_base = True
+            elif kind == RECONNECTED["type"]:
+                self.frames.reconnected()
 
     async def _flush_loop(self) -> None:
         interval = settings.STREAM_FLUSH_MS / 1000
@@ -405,40 +400,8 @@ class Generation:
     async def _publish(
         self, frame: dict, logged: tuple[str, str] | None = None, last: bool = False
     ) -> bool:
-        """Send a frame to every tab of the conversation; False if Redis is away (the
-        answer goes on and is saved; tabs catch up from the snapshot and the database
-        when their sockets reconnect). With Redis, a `logged` frame (start or delta; the
-        whole text after it) is also appended to the answer's log, and the `last` one
-        deletes the log, in the same round trip."""
-        # Encoded once here, not once per socket in the group.
-        message = {"type": "chat.frame", "text": encode(frame)}
-        entry = self._log if (logged or last) else None
-        try:
-            async with self._send_lock, asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                if entry is None:
-                    await self.layer.group_send(self.group, message)
-                elif last:
-                    await self.layer.group_send_with(self.group, message, entry.forget)
-                else:
-                    fields = frame if frame["type"] == "delta" else None
-                    seq = frame.get("seq", 0)
-                    results = await self.layer.group_send_with(
-                        self.group,
-                        message,
-                        lambda pipeline: entry.queue(pipeline, seq, fields, *logged),
-                    )
-                    entry.written(results)
-        except Exception as exc:  # e.g. Redis restarting
-            if entry is not None:
-                entry.failed()
-            if not self._publish_failing:  # once per outage, not once per frame
-                log.warning("could not publish to %s: %s", self.group, exc)
-            self._publish_failing = True
-            return False
-        if self._publish_failing:
-            log.warning("publishing to %s again", self.group)
-            self._publish_failing = False
-        return True
+        """To every tab; False if Redis is away (chat/answer_frames.py)."""
+        return await self.frames.send(frame, logged, last)
 
     async def fail_unstarted(self, message: Message) -> None:
         """The rows of this answer were saved but it could not start: end it `failed`
@@ -460,13 +423,3 @@ class Generation:
                 "seq": self.seq,
             }
             await self._publish(frame)
-
-
-async def request_stop(task_channel: str) -> None:
-    await get_channel_layer().send(task_channel, {"type": "generation.stop"})
-
-
-async def request_snapshot(task_channel: str, reply_channel: str) -> None:
-    await get_channel_layer().send(
-        task_channel, {"type": "generation.snapshot", "reply_channel": reply_channel}
-    )

@@ -4,6 +4,7 @@ chat/liveness.py), and a last checkpoint for running answers when Daphne is aske
 stop (SIGTERM)."""
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -49,38 +50,45 @@ async def sweep_once() -> int:
 
 
 async def _sweep_forever() -> None:
+    every = max(1.0, settings.STALE_SECONDS / 2)
     if generation.single_process():
         # Only answers of an earlier run can be stale, and the first sweep finds them.
         while True:
             await _sweep_safely()
-            await asyncio.sleep(max(1.0, settings.STALE_SECONDS / 2))
-    # Several processes: beat and look for dead processes often (chat/liveness.py); go
-    # through the rows themselves when one died, and now and then for stale heartbeats.
-    loop = asyncio.get_running_loop()
-    every = max(1.0, settings.STALE_SECONDS / 2)
-    last_full = -every
-    redis_failing = False
-    while True:
-        dead = set()
-        client = redis_layer.async_client()
-        try:
-            await liveness.beat(client)
-            dead = await liveness.dead_processes(client)
-            if redis_failing:
-                log.warning("Redis is back: process liveness known again")
-            redis_failing = False
-        except redis_layer.LAYER_ERRORS as exc:
-            if not redis_failing:
-                log.warning("process liveness unknown while Redis is away: %s", exc)
-            redis_failing = True
-        if dead or loop.time() - last_full >= every:
-            last_full = loop.time()
+            await asyncio.sleep(every)
+    # Several processes: go through the rows when a process was found dead (its own task,
+    # so that a slow database never delays this process's beats), and now and then for
+    # heartbeats gone stale (Redis away).
+    found = asyncio.Event()
+    beats = asyncio.create_task(_beat_forever(found), name="liveness-beats")
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(found.wait(), every)
+            found.clear()
+            dead = liveness.dead()
             if await _sweep_safely() is not None and dead:
-                try:
-                    await liveness.forget(client, dead)
-                except redis_layer.LAYER_ERRORS:
-                    pass  # next round
-        await asyncio.sleep(liveness.SWEEP_SECONDS)
+                with contextlib.suppress(*redis_layer.LAYER_ERRORS):
+                    await liveness.forget(redis_layer.async_client(), dead)
+    finally:
+        beats.cancel()
+
+
+async def _beat_forever(found: asyncio.Event) -> None:
+    """This process's liveness key, and a look at the others' (chat/liveness.py)."""
+    failing = False
+    while True:
+        try:
+            if await liveness.beat(redis_layer.async_client()):
+                found.set()
+            if failing:
+                log.warning("Redis is back: process liveness known again")
+            failing = False
+        except redis_layer.LAYER_ERRORS as exc:
+            if not failing:
+                log.warning("process liveness unknown while Redis is away: %s", exc)
+            failing = True
+        await asyncio.sleep(liveness.BEAT_SECONDS)
 
 
 async def _sweep_safely() -> int | None:

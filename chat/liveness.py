@@ -3,18 +3,18 @@ the answers of a process that died are recovered within seconds rather than afte
 STALE_SECONDS their rows' heartbeat takes to age.
 
 Each process has an id, written into the task channel of every answer it writes. Every
-SWEEP_SECONDS its sweeper (chat/lifecycle.py) sets `chat:process:<id>` with a TTL of
-TTL_SECONDS, adds the id to the set `chat:processes`, and looks for members whose key
-has expired: those are dead. A process killed at t beat last after t - SWEEP_SECONDS, so
-its key is gone by t + TTL_SECONDS and a live sweeper notices by t + TTL_SECONDS +
-SWEEP_SECONDS (3.5 s), then recovers its answers and tells their tabs.
+BEAT_SECONDS it sets `chat:process:<id>` with a TTL of TTL_SECONDS, adds the id to the
+set `chat:processes`, and looks at the other members' keys. A key can also be missing
+because Redis restarted (or was flushed) a moment ago, before its process beat again;
+so a process counts as dead only once its key has been seen missing for CONFIRM_SECONDS
+in a row, long enough for a live one to beat again.
 
-A process stalled for longer than the TTL (its event loop blocked) would be taken for
-dead: its answers end `interrupted` with all their text, and it stops writing them when
-its next checkpoint finds that out.
-
-A Redis restart empties those keys: a process only judges others once its own beats have
-gone through for GRACE_SECONDS in a row, time enough for every live process to beat again.
+Killed at t, a process beat last after t - BEAT_SECONDS; its key is gone by
+t + TTL_SECONDS, seen missing within BEAT_SECONDS more and confirmed CONFIRM_SECONDS
+later: its answers are recovered and their tabs told by about t + 3.75 s (measured: 3.2
+to 3.6 s in tests/scale). A live process whose event loop stalls that long is taken for
+dead: its answers end `interrupted` with all their text, and it stops writing them at its
+next checkpoint.
 """
 
 import re
@@ -22,15 +22,14 @@ import time
 import uuid
 
 PROCESS = uuid.uuid4().hex[:12]  # this process
-TTL_SECONDS = 3
-SWEEP_SECONDS = 0.5
-GRACE_SECONDS = TTL_SECONDS + 1
+BEAT_SECONDS = 0.25
+TTL_SECONDS = 2
+CONFIRM_SECONDS = 1.25
 MEMBERS = "chat:processes"
 _OWNER = re.compile(r"answer-([0-9a-f]{12})\.")
 
-# Since when this process's beats have gone through without a failure (monotonic), or
-# None: not beating (no Redis, not started, or the last beat failed).
-_beating_since: float | None = None
+# Other processes whose key was missing at every look since (monotonic seconds).
+_missing_since: dict[str, float] = {}
 
 
 def key(process: str) -> str:
@@ -48,55 +47,44 @@ def owner(task_channel: str) -> str | None:
     return found.group(1) if found else None
 
 
-def trusted() -> bool:
-    """Whether missing keys can be read as dead processes now (see the module doc)."""
-    since = _beating_since
-    return since is not None and time.monotonic() - since >= GRACE_SECONDS
-
-
-async def beat(client) -> None:
-    """One beat of this process (a redis.asyncio client). Raises on Redis errors."""
-    global _beating_since
+async def beat(client) -> bool:
+    """Beat once and look at the others (a redis.asyncio client); True while a process
+    is confirmed dead and not yet forgotten. Raises on Redis errors (then nobody is
+    judged until looks go through again)."""
     try:
         async with client.pipeline(transaction=False) as pipeline:
             pipeline.set(key(PROCESS), 1, ex=TTL_SECONDS)
             pipeline.sadd(MEMBERS, PROCESS)
-            await pipeline.execute()
+            pipeline.smembers(MEMBERS)
+            *_, members = await pipeline.execute()
+        others = sorted({member.decode() for member in members} - {PROCESS})
+        async with client.pipeline(transaction=False) as pipeline:
+            for process in others:
+                pipeline.exists(key(process))
+            alive = await pipeline.execute() if others else []
     except BaseException:
-        _beating_since = None
+        _missing_since.clear()  # what we saw is out of date
         raise
-    if _beating_since is None:
-        _beating_since = time.monotonic()
+    now = time.monotonic()
+    for process, up in zip(others, alive, strict=True):
+        if up:
+            _missing_since.pop(process, None)
+        else:
+            _missing_since.setdefault(process, now)
+    for process in set(_missing_since) - set(others):
+        del _missing_since[process]  # forgotten meanwhile
+    return bool(dead())
 
 
-async def dead_processes(client) -> set[str]:
-    """Processes that beat once and whose key has expired (none unless `trusted()`)."""
-    if not trusted():
-        return set()
-    members = {member.decode() for member in await client.smembers(MEMBERS)} - {PROCESS}
-    if not members:
-        return set()
-    ordered = sorted(members)
-    async with client.pipeline(transaction=False) as pipeline:
-        for process in ordered:
-            pipeline.exists(key(process))
-        alive = await pipeline.execute()
-    return {process for process, up in zip(ordered, alive, strict=True) if not up}
-
-
-def dead_among(client, processes: set[str]) -> set[str]:
-    """Which of `processes` are dead (a sync redis client; none unless `trusted()`)."""
-    processes = processes - {PROCESS}
-    if not processes or not trusted():
-        return set()
-    ordered = sorted(processes)
-    pipeline = client.pipeline(transaction=False)
-    for process in ordered:
-        pipeline.exists(key(process))
-    return {p for p, up in zip(ordered, pipeline.execute(), strict=True) if not up}
+def dead() -> set[str]:
+    """The processes confirmed dead (safe to call from any thread)."""
+    now = time.monotonic()
+    return {p for p, since in list(_missing_since.items()) if now - since >= CONFIRM_SECONDS}
 
 
 async def forget(client, processes: set[str]) -> None:
     """Their answers are recovered: stop looking at them."""
     if processes:
         await client.srem(MEMBERS, *processes)
+        for process in processes:
+            _missing_since.pop(process, None)

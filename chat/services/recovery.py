@@ -55,13 +55,7 @@ def _recover_shared(streaming) -> list[tuple]:
     if not rows:
         return []
     client = redis_layer.sync_client() if settings.REDIS_URL else None
-    dead = set()
-    if client is not None:
-        owners = {liveness.owner(row[3]) for row in rows} - {None}
-        try:
-            dead = liveness.dead_among(client, owners)
-        except redis_layer.LAYER_ERRORS as exc:
-            log.warning("could not ask Redis which processes are alive: %s", exc)
+    dead = liveness.dead()  # as this process's beats last saw Redis
     cutoff = timezone.now() - timedelta(seconds=settings.STALE_SECONDS)
     stale = [
         row

@@ -35,6 +35,7 @@ class Tab:
     """One page's socket on process `index` of a cluster, kept open until `close()`."""
 
     def __init__(self, cluster, index: int, account, conversation: str):
+        self.cluster, self.conversation = cluster, conversation
         self.url = f"{cluster.ws(index)}/ws/conversations/{conversation}/"
         self.headers = {"Cookie": account.cookie, "Origin": cluster.url(index)}
         self.answers: dict[str, Answer] = {}

@@ -87,9 +87,23 @@ async def close_code_of_a_new_socket(cluster, index, account, conversation) -> i
         return exc.response.status_code
 
 
-async def send_until_confirmed(tab: Tab, content: str, timeout: float = 20.0) -> dict:
+def question_saved(tab: Tab, content: str) -> bool:
+    with psycopg.connect(tab.cluster.env["DATABASE_URL"]) as connection:
+        return (
+            connection.execute(
+                "SELECT count(*) FROM chat_message m JOIN chat_conversation c "
+                "ON c.id = m.conversation_id WHERE c.uuid = %s AND m.role = 'user' "
+                "AND m.content = %s",
+                (tab.conversation, content),
+            ).fetchone()[0]
+            > 0
+        )
+
+
+async def send_until_saved(tab: Tab, content: str, timeout: float = 20.0) -> None:
     """Send as a person would: when the page says the connection dropped before the
-    message was confirmed, send it again once it is back. The confirming frame."""
+    message was confirmed, look (the page shows it once it reconnects) and send it again
+    only if it is not there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         client_id = uuid.uuid4().hex[:12]
@@ -98,14 +112,16 @@ async def send_until_confirmed(tab: Tab, content: str, timeout: float = 20.0) ->
             until = time.monotonic() + 5
             while time.monotonic() < until:
                 if client_id in tab.questions:
-                    return tab.questions[client_id]
+                    return
                 refused = [e for e in tab.errors if e.get("client_id") == client_id]
                 assert not refused, refused  # e.g. "busy": the conversation was left streaming
                 if not tab.connected:
                     break
                 await asyncio.sleep(0.05)
+        if question_saved(tab, content):
+            return
         await asyncio.sleep(0.2)
-    raise AssertionError(f"never confirmed: {content!r}; closes {tab.close_codes}")
+    raise AssertionError(f"never sent: {content!r}; closes {tab.close_codes}")
 
 
 def length(i: int) -> int:
@@ -160,7 +176,7 @@ async def test_a_redis_restart_during_twenty_answers_loses_no_answer_and_no_sock
     for index in (0, 1):
         code = await close_code_of_a_new_socket(pair, index, late_person, late_conversation)
         assert code == CLOSE_RECONNECT, code
-    sending = asyncio.create_task(send_until_confirmed(late, "Sent while Redis was away"))
+    sending = asyncio.create_task(send_until_saved(late, "Sent while Redis was away"))
     await asyncio.sleep(1.5)
     private_redis.start()
     back, back_at = time.monotonic(), datetime.now(UTC)
@@ -172,7 +188,7 @@ async def test_a_redis_restart_during_twenty_answers_loses_no_answer_and_no_sock
         )
         for index in (0, 1)
     ]
-    confirmed = await sending
+    await sending
     # Every tab that was open was closed with 4503 and is back within 5 s.
     for tab, before in zip(tabs, opened, strict=True):
         await tab.wait_for(lambda t=tab, n=before: t.connected and t.opened > n, timeout=5)
@@ -197,7 +213,7 @@ async def test_a_redis_restart_during_twenty_answers_loses_no_answer_and_no_sock
     assert any(away < end < back_at for end in ends), (away, back_at, ends)
     # The message sent during the outage was answered in full (or failed, saying why).
     late_rows = saved_answers(pair, late_conversation)
-    assert late_rows and confirmed["message"]["content"] == "Sent while Redis was away"
+    assert late_rows and question_saved(late, "Sent while Redis was away")
     for answer_id, *_ in late_rows:
         await late.wait_for(lambda a=answer_id: late.settled(a), timeout=20)
     for _, status, content, error in saved_answers(pair, late_conversation):
@@ -209,14 +225,14 @@ async def test_a_redis_restart_during_twenty_answers_loses_no_answer_and_no_sock
     for host in ollama:
         host.default_reply = Reply(content="Fine.")
     for writer in writers[:4]:
-        await send_until_confirmed(writer, "Still there?", timeout=5)
+        await send_until_saved(writer, "Still there?", timeout=5)
     # A socket opened after the restart works end to end.
-    await send_until_confirmed(fresh[1], "Hello")
+    await send_until_saved(fresh[1], "Hello")
 
     # Stop from the other process works again.
     for host in ollama:
         host.default_reply = Reply(content=TOKENS * 5, delay=0.03)
-    await send_until_confirmed(writers[0], "A long one")
+    await send_until_saved(writers[0], "A long one")
     await watchers[0].wait_for(
         lambda: watchers[0].latest().status == "streaming" and watchers[0].latest().content
     )
@@ -247,7 +263,7 @@ async def test_after_a_quiet_redis_restart_the_first_message_and_stop_work_at_on
     for host in ollama:
         host.default_reply = Reply(content=TOKENS * 3, delay=0.02)
     # The first message after the restart: saved, answered, shown in both tabs.
-    await send_until_confirmed(writer, "First after the restart", timeout=RECOVERY_SECONDS)
+    await send_until_saved(writer, "First after the restart", timeout=RECOVERY_SECONDS)
     await watcher.wait_for(lambda: watcher.latest() and watcher.latest().content, timeout=10)
     answer_id = watcher.latest().id
     # Stop pressed in the tab on the other process reaches the answer.
@@ -266,5 +282,43 @@ async def test_after_a_quiet_redis_restart_the_first_message_and_stop_work_at_on
 
     for tab in (writer, watcher):
         assert 1011 not in tab.close_codes, tab.close_codes
+        await tab.close()
+    assert_settled(pair.env["DATABASE_URL"], within=RECOVERY_SECONDS)
+
+
+async def test_a_process_killed_after_a_redis_restart_still_loses_no_text_shown(
+    pair, private_redis, ollama
+):
+    """Redis restarted empty mid-answer (the answer's log was lost with it), then the
+    writing process is killed: the log was started afresh from the whole text, so the
+    saved text is still all that the tabs showed; and the log stays short."""
+    import redis
+
+    person = Account(pair.url(0))
+    conversation = person.new_conversation()
+    for host in ollama:
+        host.default_reply = Reply(content=TOKENS * 5, delay=0.02)
+    writer = await Tab(pair, 0, person, conversation).open()
+    watcher = await Tab(pair, 1, person, conversation).open()
+    await send_until_saved(writer, "Count")
+    await watcher.wait_for(lambda: watcher.latest() and watcher.latest().content)
+    answer_id = watcher.latest().id
+    private_redis.stop()
+    await asyncio.sleep(0.5)
+    private_redis.start()
+    # Both tabs come back and follow the answer again; more than BASE_EVERY frames go by.
+    for tab in (writer, watcher):
+        await tab.wait_for(lambda t=tab: t.answers[answer_id].shown_seq > 250, timeout=15)
+    log = redis.Redis.from_url(private_redis.url).xrange(f"chat:answer:{answer_id}")
+    assert log and b"b" in log[0][1] and len(log) <= 201  # a base first; compacted
+    pair.kill(0)
+
+    shown = watcher.answers[answer_id]
+    await watcher.wait_for(lambda: shown.status == "interrupted", timeout=15)
+    [(_, status, content, _)] = saved_answers(pair, conversation)
+    furthest = max((writer.answers[answer_id], shown), key=lambda answer: answer.shown_seq)
+    assert status == "interrupted" and content == furthest.content == shown.content
+    assert not redis.Redis.from_url(private_redis.url).exists(f"chat:answer:{answer_id}")
+    for tab in (writer, watcher):
         await tab.close()
     assert_settled(pair.env["DATABASE_URL"], within=RECOVERY_SECONDS)

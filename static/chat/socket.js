@@ -40,6 +40,7 @@ export class ChatSocket {
     this.closedForGood = false;
     this.suspended = false;
     this.everOpened = false;
+    this.ready = false; // the current socket has heard from the server
     this.onOnline = () => {
       if (this.timer) this.retryNow();
     };
@@ -56,19 +57,16 @@ export class ChatSocket {
     });
   }
 
+  /** Open and heard from: the server speaks first (a snapshot) once it can serve us. */
   get isOpen() {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    return this.ws !== null && this.ready && this.ws.readyState === WebSocket.OPEN;
   }
 
   connect() {
     if (this.closedForGood || this.suspended) return;
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.addEventListener("open", () => {
-      const reconnected = this.everOpened;
-      this.everOpened = true;
-      this.handlers.onOpen?.(reconnected);
-    });
+    this.ready = false;
     ws.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       let frame;
@@ -78,8 +76,16 @@ export class ChatSocket {
         console.warn("ignoring a frame that is not JSON");
         return;
       }
-      // The server always speaks first (a snapshot): from here the link is healthy.
+      // The server always speaks first (a snapshot): from here the link is healthy. Not
+      // before: a server without Redis accepts, then closes at once (4503), and a frame
+      // sent in between would be lost.
       this.attempt = 0;
+      if (!this.ready && this.ws === ws) {
+        this.ready = true;
+        const reconnected = this.everOpened;
+        this.everOpened = true;
+        this.handlers.onOpen?.(reconnected);
+      }
       if (frame && typeof frame.type === "string") this.handlers.onFrame(frame);
     });
     ws.addEventListener("close", (event) => {

@@ -22,7 +22,7 @@ export function openModelsSocket(handlers) {
     if (fatal || suspended) return;
     const socket = new WebSocket(url);
     ws = socket;
-    socket.addEventListener("open", () => handlers.onStatus(""));
+    let heard = false;
     socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       let frame;
@@ -31,6 +31,10 @@ export function openModelsSocket(handlers) {
       } catch {
         return;
       }
+      // Connected once the server speaks (it sends the pulls first): a server without
+      // Redis accepts, then closes at once (4503).
+      if (!heard) handlers.onStatus("");
+      heard = true;
       attempt = 0;
       if (frame && typeof frame.type === "string") handlers.onFrame(frame);
     });

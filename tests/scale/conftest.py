@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.fake_ollama import FakeOllama
+from tests.redis_server import require_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -239,50 +240,9 @@ def account(both):
     return Account(both.url(0))
 
 
-class PrivateRedis:
-    """A redis-server of one test module's own, on a free port, that its tests stop and
-    start ("Redis restarted") without touching the shared one on 6379. No persistence:
-    after a restart it is empty, the harshest case (every key and stream is gone)."""
-
-    def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self.tmp / "redis.log", "ab")  # noqa: SIM115 - kept for the process
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start: {(self.tmp / 'redis.log').read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="package")
 def redis_server_binary(services_up):
-    """The restart tests start Redis themselves: they need the redis-server program."""
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        message = "redis-server is not installed (apt-get install redis-server)."
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_redis_server()
 
 
 def streaming_rows(database_url: str) -> list[tuple]:

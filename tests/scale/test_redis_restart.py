@@ -13,10 +13,10 @@ import pytest
 import websockets
 
 from tests.fake_ollama import Reply
+from tests.redis_server import PrivateRedis
 from tests.scale.conftest import (
     Account,
     Cluster,
-    PrivateRedis,
     assert_settled,
     cluster_env,
 )

@@ -45,17 +45,25 @@ class FrameSender:
         if isinstance(self.layer, RedisPubSubChannelLayer):
             self.log = answer_log.Writer(message_uuid)
 
+    def base_due(self) -> bool:
+        """Whether the next logged frame needs the whole text (chat/answer_log.py)."""
+        return self.log is not None and self.log.base_due()
+
     def reconnected(self) -> None:
         """Redis was away, maybe restarted empty: log the whole text afresh."""
         if self.log is not None:
             self.log.needs_base = True
 
     async def send(
-        self, frame: dict, logged: tuple[str, str] | None = None, last: bool = False
+        self,
+        frame: dict,
+        logged: bool = False,
+        whole: tuple[str, str] | None = None,
+        last: bool = False,
     ) -> bool:
         """Send `frame`; False if it was lost (Redis away). A `logged` frame (start or
-        delta, with the whole (content, thinking) after it) also goes into the log; the
-        `last` frame deletes the log."""
+        delta) also goes into the log, with `whole`, the (content, thinking) after it,
+        when `base_due()` was true; the `last` frame deletes the log."""
         message = {"type": "chat.frame", "text": encode(frame)}
         entry = self.log if (logged or last) else None
         try:
@@ -70,7 +78,7 @@ class FrameSender:
                     results = await self.layer.group_send_with(
                         self.group,
                         message,
-                        lambda pipeline: entry.queue(pipeline, seq, fields, *logged),
+                        lambda pipeline: entry.queue(pipeline, seq, fields, whole),
                     )
                     entry.written(results)
         except Exception as exc:  # e.g. Redis restarting

@@ -8,13 +8,13 @@ One Redis stream per answer, `chat:answer:<message uuid>`:
 - a *base* entry `{b: 1, s: seq, c: content, t: thinking}`: the whole text as of the
   frame numbered `seq` (0: the `start` frame, with a continued answer's text);
 - after it, one entry per `delta` frame `{s: seq, c, t, r}` (its content, thinking, and
-  `r: 1` for a `replace` frame, docs/websocket.md), appended in the same MULTI/EXEC as the
-  frame's publish (chat/redis_layer.py): one XADD per frame, never per token, and nothing
-  per token in the database.
+  `r: 1` for a `replace` frame, docs/websocket.md), appended in the same round trip as
+  the frame's publish (one pipeline, chat/redis_layer.py): one XADD per frame, never per
+  token, and nothing per token in the database.
 
 Every BASE_EVERY frames, and whenever an entry may be missing (a failed write, Redis
 restarted and lost the stream), the stream is started afresh from a base, so it stays
-short and always begins with one. Each write renews its expiry; the stream is deleted
+short and always begins with one. Its expiry is renewed as it grows; it is deleted
 when the answer ends or is recovered.
 """
 
@@ -22,9 +22,11 @@ from dataclasses import dataclass
 
 KEY_PREFIX = "chat:answer:"
 BASE_EVERY = 200  # frames; also bounds the stream's length (about BASE_EVERY + 1 entries)
-# A stream outlives the answer only when its process died and no other recovered it; an
-# answer that stays quiet longer than this (a slow model load) just starts from a base.
+# A stream outlives the answer only when its process died and no other recovered it. Its
+# expiry is renewed with each base and every EXPIRE_EVERY frames; an answer that stays
+# quiet longer than this (a slow model load) just starts again from a base.
 EXPIRE_SECONDS = 600
+EXPIRE_EVERY = 50
 
 
 def key(message_uuid) -> str:
@@ -51,11 +53,22 @@ class Writer:
         self._since_base = 0
         self._queued_delta = False
 
-    def queue(self, pipeline, seq: int, frame: dict | None, content: str, thinking: str):
+    def base_due(self) -> bool:
+        """Whether the next entry is a base: then `queue` needs the whole text (taking it
+        costs a copy of the text, so only then)."""
+        return self.needs_base or self._since_base >= BASE_EVERY
+
+    def queue(self, pipeline, seq: int, frame: dict | None, whole: tuple[str, str] | None):
         """Queue the entry for frame `seq`: `frame` is the delta's fields (None for the
-        `start` frame); `content` and `thinking` the whole text after it."""
-        self._queued_delta = not (self.needs_base or self._since_base >= BASE_EVERY)
-        if self._queued_delta:
+        `start` frame), `whole` the (content, thinking) after it when `base_due()` was
+        true as the frame was taken."""
+        self._queued_delta = False
+        if whole is not None:
+            pipeline.delete(self.key)
+            pipeline.xadd(self.key, {"b": 1, "s": seq, "c": whole[0], "t": whole[1]})
+            pipeline.expire(self.key, EXPIRE_SECONDS)
+            self._since_base = 0
+        elif not self.needs_base:  # (else a frame in flight failed: the next is a base)
             entry = {"s": seq}
             if frame.get("content"):
                 entry["c"] = frame["content"]
@@ -66,16 +79,17 @@ class Writer:
             # NOMKSTREAM: a delta never starts a stream that lacks its base.
             pipeline.xadd(self.key, entry, nomkstream=True)
             self._since_base += 1
-        else:
-            pipeline.delete(self.key)
-            pipeline.xadd(self.key, {"b": 1, "s": seq, "c": content, "t": thinking})
-            self._since_base = 0
-        pipeline.expire(self.key, EXPIRE_SECONDS)
+            if self._since_base % EXPIRE_EVERY == 0:
+                pipeline.expire(self.key, EXPIRE_SECONDS)
+            self._queued_delta = True
 
     def written(self, results: list) -> None:
         """The queued entry's round trip succeeded with these results (after the
         PUBLISH's). A delta that found no stream (Redis lost it) asks for a base."""
-        self.needs_base = self._queued_delta and results[0] is None
+        if self._queued_delta:
+            self.needs_base = results[0] is None
+        elif results:
+            self.needs_base = False  # a base went in
 
     def failed(self) -> None:
         """The round trip failed: the entry may be missing, so the next one is a base."""

@@ -154,7 +154,8 @@ class Generation:
     async def _run(self, history: list[dict], options: dict) -> None:
         await self._publish(
             {"type": "start", "message": {**self.payload(), **self._extra}},
-            logged=(self.text.content(), self.text.thinking()),
+            logged=True,
+            whole=(self.text.content(), self.text.thinking()),
         )
         helpers = [
             self._listener,
@@ -327,10 +328,11 @@ class Generation:
         if fields is None:
             return True
         self.seq += 1
-        # The whole text as of this frame, taken now: the next frame may be taken before
-        # this one has gone out.
-        whole = (self.text.content(), self.text.thinking())
-        return await self._publish({"type": "delta", "seq": self.seq, **fields}, logged=whole)
+        # The whole text as of this frame, when the log needs it, taken now: the next frame
+        # may be taken before this one has gone out.
+        whole = (self.text.content(), self.text.thinking()) if self.frames.base_due() else None
+        frame = {"type": "delta", "seq": self.seq, **fields}
+        return await self._publish(frame, logged=True, whole=whole)
 
     async def _checkpoint_loop(self) -> None:
         saved = (0, 0)
@@ -397,11 +399,9 @@ class Generation:
                 log.warning("saving answer %s failed, retrying: %s", self.message.uuid, exc)
                 await asyncio.sleep(1)
 
-    async def _publish(
-        self, frame: dict, logged: tuple[str, str] | None = None, last: bool = False
-    ) -> bool:
+    async def _publish(self, frame: dict, **logging) -> bool:
         """To every tab; False if Redis is away (chat/answer_frames.py)."""
-        return await self.frames.send(frame, logged, last)
+        return await self.frames.send(frame, **logging)
 
     async def fail_unstarted(self, message: Message) -> None:
         """The rows of this answer were saved but it could not start: end it `failed`

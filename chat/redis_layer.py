@@ -98,8 +98,9 @@ class RedisPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
 
     async def group_send_with(self, group: str, message: dict, commands: Callable) -> list:
         """`group_send(group, message)`, and the commands `commands(pipeline)` queues,
-        in one MULTI/EXEC round trip; returns their results (after the PUBLISH's).
-        Raises one of LAYER_ERRORS when Redis is away (then none of them ran)."""
+        in one round trip (a pipeline, not a transaction); returns their results (after
+        the PUBLISH's). Raises one of LAYER_ERRORS when Redis is away (then any of them
+        may or may not have run)."""
         return await self._get_layer().group_send_with(group, message, commands)
 
 
@@ -187,7 +188,7 @@ class _Shard(pubsub.RedisSingleShardConnection):
         self._fail_while_away()
         async with self._lock:
             self._ensure_redis()
-            pipeline = self._redis.pipeline(transaction=True)
+            pipeline = self._redis.pipeline(transaction=False)
             pipeline.publish(channel, data)
             commands(pipeline)
             return (await pipeline.execute())[1:]

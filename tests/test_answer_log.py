@@ -51,8 +51,10 @@ def stream_answer(tokens: list[str], stream: list, before: str = "") -> AnswerTe
 
 
 def log_frame(writer, stream, seq, fields, text):
+    """As chat/answer_frames.py does: the whole text only when a base is due."""
+    whole = (text.content(), text.thinking()) if writer.base_due() else None
     pipeline = Pipeline(stream)
-    writer.queue(pipeline, seq, fields, text.content(), text.thinking())
+    writer.queue(pipeline, seq, fields, whole)
     writer.written(pipeline.results)
 
 

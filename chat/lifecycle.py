@@ -67,7 +67,9 @@ async def _sweep_forever() -> None:
                 await asyncio.wait_for(found.wait(), every)
             found.clear()
             dead = liveness.dead()
-            if await _sweep_safely() is not None and dead:
+            if await _sweep_safely() is None:
+                await asyncio.sleep(1)  # the database is away: not four tries a second
+            elif dead:
                 with contextlib.suppress(*redis_layer.LAYER_ERRORS):
                     await liveness.forget(redis_layer.async_client(), dead)
     finally:

@@ -59,7 +59,8 @@ _async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
 
 
 def sync_client() -> redis.Redis:
-    """A client for REDIS_URL, for synchronous code (the database thread)."""
+    """A client for REDIS_URL, for synchronous code (the database thread). The layer has
+    that one host too (config/settings.py), so the answer logs it writes are there."""
     global _sync_client
     if _sync_client is None:
         _sync_client = redis.Redis.from_url(

@@ -70,7 +70,7 @@ async def _sweep_forever() -> None:
             if await _sweep_safely() is None:
                 await asyncio.sleep(1)  # the database is away: not four tries a second
             elif dead:
-                with contextlib.suppress(*redis_layer.LAYER_ERRORS):
+                with contextlib.suppress(Exception):  # Redis away: next round
                     await liveness.forget(redis_layer.async_client(), dead)
     finally:
         beats.cancel()
@@ -86,7 +86,7 @@ async def _beat_forever(found: asyncio.Event) -> None:
             if failing:
                 log.warning("Redis is back: process liveness known again")
             failing = False
-        except redis_layer.LAYER_ERRORS as exc:
+        except Exception as exc:  # Redis away (or anything else): never stop beating
             if not failing:
                 log.warning("process liveness unknown while Redis is away: %s", exc)
             failing = True

@@ -77,10 +77,20 @@ class Tab:
     def connected(self) -> bool:
         return self._ws is not None
 
-    async def wait_for(self, condition, timeout: float = 15.0, what: str = "") -> None:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                await asyncio.sleep(0.05)
+    async def wait_for(self, condition, timeout: float = 15.0) -> None:
+        """Until `condition()` holds; fails saying what the tab shows after `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            shown = {
+                id: (a.status, a.seq, a.shown_seq, len(a.content)) for id, a in self.answers.items()
+            }
+            raise AssertionError(
+                f"{self.url}: not after {timeout} s; connected={self.connected}, "
+                f"opened={self.opened}, closes={self.close_codes}, answers={shown}"
+            ) from None
 
     def latest(self) -> Answer | None:
         return list(self.answers.values())[-1] if self.answers else None

@@ -39,10 +39,13 @@ class FrameSender:
         self.log: answer_log.Writer | None = None
         self._lock = asyncio.Lock()  # one frame at a time, in sequence order
         self._failing = False
+        # The in-memory layer never waits: no timer per frame for it.
+        self._redis = isinstance(layer, RedisPubSubChannelLayer)
+        self._timeout = PUBLISH_TIMEOUT_SECONDS if self._redis else None
 
     def log_answer(self, message_uuid) -> None:
         """From now on, with Redis, log the frames of answer `message_uuid`."""
-        if isinstance(self.layer, RedisPubSubChannelLayer):
+        if self._redis:
             self.log = answer_log.Writer(message_uuid)
 
     def base_due(self) -> bool:
@@ -67,7 +70,7 @@ class FrameSender:
         message = {"type": "chat.frame", "text": encode(frame)}
         entry = self.log if (logged or last) else None
         try:
-            async with self._lock, asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            async with self._lock, asyncio.timeout(self._timeout):
                 if entry is None:
                     await self.layer.group_send(self.group, message)
                 elif last:

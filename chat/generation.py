@@ -5,11 +5,11 @@ own (stored on the message row as `task_channel`) so that stop and snapshot requ
 reach it from any socket in any process. Per token it only appends to a buffer; a
 flusher sends at most one frame per STREAM_FLUSH_MS and a checkpointer saves the text
 at most once per CHECKPOINT_SECONDS, so socket and database work grow with time, not
-with tokens.
+with tokens. With Redis each frame is also appended to the answer's log in the same round
+trip (chat/answer_log.py), so that no text a tab was shown is lost if this process dies.
 """
 
 import asyncio
-import json
 import logging
 from contextlib import aclosing
 
@@ -17,10 +17,20 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from chat import context_window, failures, protocol, services, titles
+from chat import context_window, failures, liveness, protocol, services, titles
+
+# Also the names other modules use as generation.<name> (they moved to answer_frames).
+from chat.answer_frames import (  # noqa: F401
+    FrameSender,
+    encode,
+    group_name,
+    request_snapshot,
+    request_stop,
+)
 from chat.answer_text import AnswerText
 from chat.models import Message
 from chat.ollama import OllamaClient, OllamaError, OllamaUnavailable
+from chat.redis_layer import RECONNECTED
 from chat.relay import Relay
 from chat.thinking import Split, ThinkSplitter
 
@@ -28,6 +38,10 @@ log = logging.getLogger(__name__)
 Status = Message.Status
 
 FINAL_SAVE_ATTEMPTS = 5
+# Redis away: the next frame is tried this much later; tabs catch up once their sockets
+# reconnect.
+PUBLISH_RETRY_SECONDS = 0.5
+START_FAILED_ERROR = "The server could not start this answer. Try again (Regenerate)."
 
 # Live generations of this process by task channel. Holding them here also keeps their
 # tasks referenced, so asyncio cannot collect one mid-answer (Channels pitfall 2).
@@ -53,14 +67,6 @@ def single_process() -> bool:
     return isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
-def group_name(conversation_uuid) -> str:
-    return f"conversation.{conversation_uuid.hex}"
-
-
-def encode(frame: dict) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-
-
 class Generation(Relay):
     """One answer being written. `open()`, then `start()` once the rows are saved. Which
     host writes it, the line for a busy Ollama and failover: `chat.relay.Relay`."""
@@ -70,12 +76,12 @@ class Generation(Relay):
         # The conversation's owner is staff: errors may name the Ollama host.
         self.staff = staff
         self.group = group_name(conversation_uuid)
+        self.frames = FrameSender(self.layer, self.group)
         self.channel = ""
         self.seq = 0
         self.message: Message | None = None
         self.text = AnswerText()
         self._dirty = asyncio.Event()
-        self._send_lock = asyncio.Lock()  # one frame at a time, in sequence order
         self._last_flush = 0.0
         self._stop_requested = False
         self._relay_task: asyncio.Task | None = None
@@ -87,14 +93,16 @@ class Generation(Relay):
         self._stream_began = False  # any chunk from the current host
         self._started = 0.0  # event-loop time of the request that began the answer
         self._window_task: asyncio.Task | None = None  # context_window.effective()
+        self._taken_over = False  # another process took this answer for dead and ended it
 
     async def open(self) -> str:
         """Get the task channel and register it before the row exists, so that stale
         answer recovery never takes this answer for a dead one."""
-        # The layer's default prefix on purpose: channels_redis serves every channel of a
-        # process from one blocking read per prefix, and a prefix of our own would hold
-        # that read's lock away from the sockets' channels for seconds at a time.
-        self.channel = await self.layer.new_channel()
+        # Named after this process, so that others can tell when it died
+        # (chat/liveness.py). (With the list-based Redis layer a prefix of our own would
+        # have cost a blocking read of its own; the pub/sub layer in use reads every
+        # channel of a process on one connection, whatever its name.)
+        self.channel = await self.layer.new_channel(liveness.channel_prefix())
         _running[self.channel] = self
         # Listening from now on: a pub/sub layer only delivers to channels already
         # subscribed, and a stop may come as soon as the row exists.
@@ -114,6 +122,7 @@ class Generation(Relay):
         self.message = message
         self._extra = extra or {}
         self.text = AnswerText(message.content, message.thinking)
+        self.frames.log_answer(message.uuid)  # with Redis: what the tabs were shown
         self.task = asyncio.create_task(self._run(history, request), name=f"answer-{message.uuid}")
 
     # --- state ------------------------------------------------------------------------
@@ -133,7 +142,11 @@ class Generation(Relay):
     # --- the task ---------------------------------------------------------------------
 
     async def _run(self, history: list[dict], options: dict) -> None:
-        await self._publish({"type": "start", "message": {**self.payload(), **self._extra}})
+        await self._publish(
+            {"type": "start", "message": {**self.payload(), **self._extra}},
+            logged=True,
+            whole=(self.text.content(), self.text.thinking()),
+        )
         helpers = [
             self._listener,
             asyncio.create_task(self._flush_loop()),
@@ -146,7 +159,9 @@ class Generation(Relay):
         try:
             await self._relay_task
         except asyncio.CancelledError:
-            if self._stop_requested and not asyncio.current_task().cancelling():
+            if self._taken_over and not asyncio.current_task().cancelling():
+                status, error = Status.INTERRUPTED, services.INTERRUPTED_ERROR
+            elif self._stop_requested and not asyncio.current_task().cancelling():
                 status = Status.STOPPED
             else:  # the process is shutting down
                 status, cancelled = Status.INTERRUPTED, True
@@ -241,9 +256,14 @@ class Generation(Relay):
                 self._your_turn()
             elif kind == "generation.snapshot" and self.message is not None:
                 frame = {"type": "snapshot", "message": self.payload()}
-                await self.layer.send(
-                    event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}
-                )
+                try:
+                    await self.layer.send(
+                        event["reply_channel"], {"type": "chat.frame", "text": encode(frame)}
+                    )
+                except Exception as exc:  # Redis away: the tab asks again when it is back
+                    log.warning("could not send a snapshot of %s: %s", self.channel, exc)
+            elif kind == RECONNECTED["type"]:
+                self.frames.reconnected()
 
     async def _flush_loop(self) -> None:
         interval = settings.STREAM_FLUSH_MS / 1000
@@ -258,15 +278,22 @@ class Generation(Relay):
             self._last_flush = loop.time()
             # Shielded: cancelling the flusher at the end must not lose a delta whose
             # sequence number is already taken; the send lock keeps frames in order.
-            await asyncio.shield(self._publish_pending())
+            if not await asyncio.shield(self._publish_pending()):
+                # Redis is away: what arrives meanwhile goes out in one frame later.
+                await asyncio.sleep(PUBLISH_RETRY_SECONDS)
 
-    async def _publish_pending(self) -> None:
+    async def _publish_pending(self) -> bool:
+        """Send what arrived since the last frame as a delta; False if it was lost."""
         self._dirty.clear()
         fields = self.text.publish()
         if fields is None:
-            return
+            return True
         self.seq += 1
-        await self._publish({"type": "delta", "seq": self.seq, **fields})
+        # The whole text as of this frame, when the log needs it, taken now: the next frame
+        # may be taken before this one has gone out.
+        whole = (self.text.content(), self.text.thinking()) if self.frames.base_due() else None
+        frame = {"type": "delta", "seq": self.seq, **fields}
+        return await self._publish(frame, logged=True, whole=whole)
 
     async def _checkpoint_loop(self) -> None:
         saved = (0, 0)
@@ -278,16 +305,26 @@ class Generation(Relay):
             content, thinking = self.text.content(), self.text.thinking()
             if (len(content), len(thinking)) != saved or since_beat >= beat_every:
                 try:
-                    await database_sync_to_async(services.checkpoint_answer)(
+                    ours = await database_sync_to_async(services.checkpoint_answer)(
                         self.message.id, content, thinking
                     )
                 except Exception as exc:  # the database is briefly away: try next time
                     log.warning("checkpoint of %s failed: %s", self.message.uuid, exc)
                     continue
+                if not ours:
+                    # Another process took this one for dead (stalled too long) and ended
+                    # the answer with the text its tabs had: stop writing it.
+                    log.warning("answer %s was ended elsewhere; stopping", self.message.uuid)
+                    self._taken_over = True
+                    if self._relay_task:
+                        self._relay_task.cancel()
+                    return
                 saved, since_beat = (len(content), len(thinking)), 0.0
 
     async def _finish(self, status: str, error: str) -> None:
         try:
+            if self._taken_over:
+                return  # saved and announced by the process that recovered it
             await self._publish_pending()
             content, thinking = self.text.content(), self.text.thinking()
             await self._save_final(status, content, thinking, error)
@@ -300,7 +337,7 @@ class Generation(Relay):
                 "notes": protocol.answer_notes(self.stats),
                 "seq": self.seq,
             }
-            await self._publish(frame)
+            await self._publish(frame, last=True)
             if status == Status.COMPLETE:
                 titles.after_answer(self.message)  # in the background; never blocks
         except Exception:
@@ -323,24 +360,27 @@ class Generation(Relay):
                 log.warning("saving answer %s failed, retrying: %s", self.message.uuid, exc)
                 await asyncio.sleep(1)
 
-    async def _publish(self, frame: dict) -> None:
-        # Encoded once here, not once per socket in the group.
+    async def _publish(self, frame: dict, **logging) -> bool:
+        """To every tab; False if Redis is away (chat/answer_frames.py)."""
+        return await self.frames.send(frame, **logging)
+
+    async def fail_unstarted(self, message: Message) -> None:
+        """The rows of this answer were saved but it could not start: end it `failed`
+        at once, saying so, rather than leave it `streaming` (its conversation busy)."""
+        self.message = message
+        self.discard()
         try:
-            async with self._send_lock:
-                await self.layer.group_send(
-                    self.group, {"type": "chat.frame", "text": encode(frame)}
-                )
-        except Exception as exc:  # e.g. Redis restarting
-            # The answer goes on and is saved; tabs catch up from the database and the
-            # snapshot when their sockets reconnect.
-            log.warning("could not publish to %s: %s", self.group, exc)
-
-
-async def request_stop(task_channel: str) -> None:
-    await get_channel_layer().send(task_channel, {"type": "generation.stop"})
-
-
-async def request_snapshot(task_channel: str, reply_channel: str) -> None:
-    await get_channel_layer().send(
-        task_channel, {"type": "generation.snapshot", "reply_channel": reply_channel}
-    )
+            await database_sync_to_async(services.finish_answer)(
+                message.id, Status.FAILED, message.content, message.thinking, {}, START_FAILED_ERROR
+            )
+        finally:
+            frame = {
+                "type": "done",
+                "id": str(message.uuid),
+                "status": Status.FAILED,
+                "error": START_FAILED_ERROR,
+                "stats": {},
+                "notes": [],
+                "seq": self.seq,
+            }
+            await self._publish(frame)

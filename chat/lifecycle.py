@@ -1,8 +1,10 @@
 """A process's life around its answers: a sweeper that notices answers whose process
-died (multi-process set-ups), and a last checkpoint for running answers when Daphne is
-asked to stop (SIGTERM)."""
+died (with several processes it also keeps this process's liveness key in Redis:
+chat/liveness.py), and a last checkpoint for running answers when Daphne is asked to
+stop (SIGTERM)."""
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -10,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import generation, services
+from chat import generation, liveness, redis_layer, services
 from chat.models import Message
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,55 @@ async def sweep_once() -> int:
 
 
 async def _sweep_forever() -> None:
+    every = max(1.0, settings.STALE_SECONDS / 2)
+    if generation.single_process():
+        # Only answers of an earlier run can be stale, and the first sweep finds them.
+        while True:
+            await _sweep_safely()
+            await asyncio.sleep(every)
+    # Several processes: go through the rows when a process was found dead (its own task,
+    # so that a slow database never delays this process's beats), and now and then for
+    # heartbeats gone stale (Redis away).
+    found = asyncio.Event()
+    beats = asyncio.create_task(_beat_forever(found), name="liveness-beats")
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(found.wait(), every)
+            found.clear()
+            dead = liveness.dead()
+            if await _sweep_safely() is None:
+                await asyncio.sleep(1)  # the database is away: not four tries a second
+            elif dead:
+                with contextlib.suppress(Exception):  # Redis away: next round
+                    await liveness.forget(redis_layer.async_client(), dead)
+    finally:
+        beats.cancel()
+
+
+async def _beat_forever(found: asyncio.Event) -> None:
+    """This process's liveness key, and a look at the others' (chat/liveness.py)."""
+    failing = False
     while True:
         try:
-            await sweep_once()
-        except Exception as exc:  # database or Redis away for a moment: next round
-            log.warning("stale answer sweep failed: %s", exc)
-        await asyncio.sleep(max(1.0, settings.STALE_SECONDS / 2))
+            if await liveness.beat(redis_layer.async_client()):
+                found.set()
+            if failing:
+                log.warning("Redis is back: process liveness known again")
+            failing = False
+        except Exception as exc:  # Redis away (or anything else): never stop beating
+            if not failing:
+                log.warning("process liveness unknown while Redis is away: %s", exc)
+            failing = True
+        await asyncio.sleep(liveness.BEAT_SECONDS)
+
+
+async def _sweep_safely() -> int | None:
+    try:
+        return await sweep_once()
+    except Exception as exc:  # database or Redis away for a moment: next round
+        log.warning("stale answer sweep failed: %s", exc)
+        return None
 
 
 async def shutdown(timeout: float = 5.0) -> None:
@@ -72,8 +117,10 @@ async def shutdown(timeout: float = 5.0) -> None:
         log.info("saved %d running answer(s) before stopping", len(tasks))
 
 
-def install_shutdown_hook() -> None:
-    """Under Daphne (Twisted), save running answers before the reactor stops."""
+def install_process_hooks() -> None:
+    """Under Daphne (Twisted): start the sweeper (and, with Redis, this process's liveness
+    beats) as soon as the server runs, rather than when the first socket connects; and
+    save running answers before the reactor stops (SIGTERM)."""
     if "twisted.internet.reactor" not in sys.modules:
         return  # not Daphne (tests, other servers)
     from twisted.internet import defer, reactor
@@ -81,4 +128,5 @@ def install_shutdown_hook() -> None:
     def before_shutdown():
         return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
 
+    reactor.callLater(0, ensure_sweeper)  # runs inside the event loop, once it runs
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)

@@ -12,7 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat.access import SocketsOnHoldRefused  # noqa: E402
-from chat.lifecycle import install_shutdown_hook  # noqa: E402
+from chat.lifecycle import install_process_hooks  # noqa: E402
 from config.origin import SameOriginValidator  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
@@ -29,5 +29,6 @@ application = ProtocolTypeRouter(
     }
 )
 
-# SIGTERM: running answers get a last checkpoint and their final state before exit.
-install_shutdown_hook()
+# The stale-answer sweeper from the start; on SIGTERM, running answers get a last
+# checkpoint and their final state before exit.
+install_process_hooks()

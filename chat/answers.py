@@ -30,8 +30,9 @@ class MessageTarget:
         return {"id": self.id, "role": Message.Role.ASSISTANT, "model": self.model}
 
     async def checkpoint(self, content: str, thinking: str) -> bool:
-        await database_sync_to_async(services.checkpoint_answer)(self.message.id, content, thinking)
-        return True
+        return await database_sync_to_async(services.checkpoint_answer)(
+            self.message.id, content, thinking
+        )
 
     async def finish(
         self, status: Status, content: str, thinking: str, stats: dict, error: str
@@ -62,3 +63,9 @@ def start(answer: Answer, started: services.StartedAnswer) -> None:
         message.model, started.history, services.ollama_request(started.conversation)
     )
     answer.start(MessageTarget(message), stream, started.answer_extra)
+
+
+async def fail_unstarted(answer: Answer, started: services.StartedAnswer) -> None:
+    """The rows `started` saved, but `start` failed: the answer ends `failed` at once,
+    saying so, rather than stay `streaming` (its conversation busy)."""
+    await answer.fail_unstarted(MessageTarget(started.answer))

@@ -1,5 +1,8 @@
 """The chat socket: /ws/conversations/<uuid>/."""
 
+import asyncio
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
@@ -7,6 +10,9 @@ from django.http import Http404
 from chat import answers, lifecycle, protocol, services, vision
 from chat.models import Message
 from relay import live
+from relay.redis_layer import LAYER_ERRORS, ClosesOnLayerFaults
+
+log = logging.getLogger(__name__)
 
 # Close codes (docs/websocket.md): the browser shows a matching message, never data.
 # 4403 (an account waiting for approval) is sent before any consumer runs: chat.access.
@@ -50,10 +56,12 @@ def _sync_state(user, conversation_uuid, message_uuid) -> tuple[str, dict] | Non
     return message.task_channel, protocol.message_payload(message)
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(ClosesOnLayerFaults, AsyncWebsocketConsumer):
     """Frames in: `send`, `regenerate`, `edit`, `continue`, `stop`, `sync`. Frames out: `snapshot`, `message`, `start`,
     `delta`, `done`, `error` (all in docs/websocket.md). Everything that happens in a
-    conversation reaches every socket open on it through its group."""
+    conversation reaches every socket open on it through its group. While Redis is away,
+    or when it lost frames meant for this socket, the socket closes with 4503 and the
+    page comes back (relay/redis_layer.py)."""
 
     async def connect(self):
         # Set first: disconnect() runs even when connect() refuses (Channels pitfall 3).
@@ -141,17 +149,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except BaseException:
             answer.discard()
             raise
-        if started.question_payload is not None:
-            await self._publish(
-                {
-                    "type": "message",
-                    "message": started.question_payload,
-                    "client_id": client_id,
-                    # The sidebar shows the title the server chose.
-                    "conversation": {"title": started.conversation.title},
-                }
-            )
-        answers.start(answer, started)
+        # The rows are saved: from here the answer starts, or ends `failed` at once with
+        # words, never left `streaming` (which would keep the conversation busy).
+        try:
+            if started.question_payload is not None:
+                await self._publish_quietly(
+                    {
+                        "type": "message",
+                        "message": started.question_payload,
+                        "client_id": client_id,
+                        # The sidebar shows the title the server chose.
+                        "conversation": {"title": started.conversation.title},
+                    }
+                )
+        finally:
+            # Even when this socket is being torn down: the answer belongs to no socket.
+            try:
+                answers.start(answer, started)
+            except Exception:
+                log.exception("answer %s could not start", started.answer.uuid)
+                await asyncio.shield(answers.fail_unstarted(answer, started))
 
     async def _model_sees(self, model: str, client_id: str) -> bool:
         """Refuse images for a model without the vision capability, before sending."""
@@ -215,8 +232,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send_frame(self, frame: dict) -> None:
         await self.send(text_data=live.encode(frame))
 
-    async def _publish(self, frame: dict) -> None:
-        """To every socket on this conversation, this one included."""
-        await self.channel_layer.group_send(
-            self.group, {"type": "chat.frame", "text": live.encode(frame)}
-        )
+    async def _publish_quietly(self, frame: dict) -> None:
+        """To every socket on this conversation, this one included. While Redis is away
+        the frame is lost: the sockets reconnect when it is back and catch up."""
+        try:
+            await self.channel_layer.group_send(
+                self.group, {"type": "chat.frame", "text": live.encode(frame)}
+            )
+        except LAYER_ERRORS as exc:
+            log.warning("could not publish to %s: %s", self.group, exc)

@@ -14,7 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat.access import SocketsOnHoldRefused  # noqa: E402
 from config.origin import SameOriginValidator  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
-from relay.lifecycle import install_shutdown_hook  # noqa: E402
+from relay.lifecycle import install_process_hooks  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -29,6 +29,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-# SIGTERM: running answers get a last checkpoint and their final state before exit, and
-# each app's own hooks run (registered in its AppConfig.ready()).
-install_shutdown_hook()
+# Each app's hooks (registered in its AppConfig.ready()): the chat's stale-answer sweeper
+# from the start; on SIGTERM, running answers get a last checkpoint and their final
+# state before exit, and pulls end the same way.
+install_process_hooks()

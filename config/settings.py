@@ -105,8 +105,9 @@ if REDIS_URL:
             # Pub/sub: one round trip per message and no shared per-process queue to
             # overflow; the list-based layer lost frames at 200 streams
             # (docs/benchmarks.md). Frames are live data: a socket that was not
-            # listening catches up from the snapshot, so nothing needs storing.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # listening catches up from the snapshot, so nothing needs storing. Ours
+            # comes through a Redis restart (relay/redis_layer.py).
+            "BACKEND": "relay.redis_layer.RedisPubSubChannelLayer",
             "CONFIG": {
                 # redis-py 8 reads with a 5 s timeout by default, which would cut the
                 # layer's long reads (channels_redis#422): wait as long as it takes.

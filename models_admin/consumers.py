@@ -4,6 +4,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from models_admin import frames, pulls, running, services
+from relay.redis_layer import ClosesOnLayerFaults
 
 # Close codes, as on the chat socket (docs/websocket.md).
 CLOSE_UNAUTHENTICATED = 4401
@@ -18,13 +19,14 @@ def _recent_pulls():
     ]
 
 
-class ModelsConsumer(AsyncWebsocketConsumer):
+class ModelsConsumer(ClosesOnLayerFaults, AsyncWebsocketConsumer):
     """Frames out (docs/models-admin.md): `pulls` (the recent pulls, on connect), `pull`
     (one pull's progress or end), `server` (one host's reachability, version and running
     models, with their markup), `local` (a host's local model list changed: fetch it
     again), `error`.
     Nothing is accepted from the browser: actions are POSTs, so they work without
-    JavaScript and carry CSRF protection."""
+    JavaScript and carry CSRF protection. Closes with 4503 while Redis is away or when it
+    lost frames meant for this socket; the page comes back (relay/redis_layer.py)."""
 
     async def connect(self):
         # Set first: disconnect() runs even when connect() refuses (Channels pitfall 3).

@@ -8,8 +8,10 @@ of its own (stored on the row as its task channel) so that stop and snapshot req
 reach it from any socket in any process (`relay.live`). Per token it only appends to a
 buffer; a flusher sends at most one frame per STREAM_FLUSH_MS and a checkpointer saves
 the text at most once per CHECKPOINT_SECONDS, so socket and database work grow with
-time, not with tokens. Which host writes it, the line for a busy Ollama and failover:
-`relay.failover`.
+time, not with tokens. With Redis each frame is also appended to the answer's log in the
+same round trip (`relay.frames`, `relay.answer_log`), so that no text a tab was shown is
+lost if this process dies. Which host writes it, the line for a busy Ollama and
+failover: `relay.failover`.
 """
 
 import asyncio
@@ -21,9 +23,11 @@ from django.conf import settings
 
 from ollama_layer import context_window, failures
 from ollama_layer.client import OllamaClient, OllamaError, OllamaUnavailable
-from relay import live
+from relay import live, liveness
 from relay.answer_text import AnswerText
 from relay.failover import Failover
+from relay.frames import FrameSender
+from relay.redis_layer import RECONNECTED
 from relay.streams import Stream
 from relay.target import INTERRUPTED_ERROR, STAT_FIELDS, Status, Target
 from relay.thinking import Split, ThinkSplitter
@@ -31,6 +35,10 @@ from relay.thinking import Split, ThinkSplitter
 log = logging.getLogger(__name__)
 
 FINAL_SAVE_ATTEMPTS = 5
+# Redis away: the next frame is tried this much later; tabs catch up once their sockets
+# reconnect.
+PUBLISH_RETRY_SECONDS = 0.5
+START_FAILED_ERROR = "The server could not start this answer. Try again (Regenerate)."
 
 
 class Answer(Failover):
@@ -43,13 +51,13 @@ class Answer(Failover):
         self.layer = layer or get_channel_layer()
         self.staff = staff
         self.group = group
+        self.frames = FrameSender(self.layer, self.group)
         self.channel = ""
         self.seq = 0
         self.target: Target | None = None
         self.stream: Stream | None = None
         self.text = AnswerText()
         self._dirty = asyncio.Event()
-        self._send_lock = asyncio.Lock()  # one frame at a time, in sequence order
         self._last_flush = 0.0
         self._stop_requested = False
         self._relay_task: asyncio.Task | None = None
@@ -61,14 +69,16 @@ class Answer(Failover):
         self._stream_began = False  # any chunk from the current host
         self._started = 0.0  # event-loop time of the request that began the answer
         self._window_task: asyncio.Task | None = None  # context_window.effective()
+        self._taken_over = False  # another process took this answer for dead and ended it
 
     async def open(self) -> str:
         """Get the task channel and register it before the row exists, so that stale
         answer recovery never takes this answer for a dead one."""
-        # The layer's default prefix on purpose: channels_redis serves every channel of a
-        # process from one blocking read per prefix, and a prefix of our own would hold
-        # that read's lock away from the sockets' channels for seconds at a time.
-        self.channel = await self.layer.new_channel()
+        # Named after this process, so that others can tell when it died
+        # (relay/liveness.py). (With the list-based Redis layer a prefix of our own would
+        # have cost a blocking read of its own; the pub/sub layer in use reads every
+        # channel of a process on one connection, whatever its name.)
+        self.channel = await self.layer.new_channel(liveness.channel_prefix())
         live.running[self.channel] = self
         # Listening from now on: a pub/sub layer only delivers to channels already
         # subscribed, and a stop may come as soon as the row exists.
@@ -88,6 +98,7 @@ class Answer(Failover):
         self.stream = stream
         self._extra = extra or {}
         self.text = AnswerText(target.content, target.thinking)
+        self.frames.log_answer(target.id)  # with Redis: what the tabs were shown
         self.task = asyncio.create_task(self._run(), name=f"answer-{target.id}")
 
     # --- state ------------------------------------------------------------------------
@@ -105,7 +116,11 @@ class Answer(Failover):
     # --- the task ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        await self._publish({"type": "start", "message": {**self.payload(), **self._extra}})
+        await self._publish(
+            {"type": "start", "message": {**self.payload(), **self._extra}},
+            logged=True,
+            whole=(self.text.content(), self.text.thinking()),
+        )
         helpers = [
             self._listener,
             asyncio.create_task(self._flush_loop()),
@@ -118,7 +133,9 @@ class Answer(Failover):
         try:
             await self._relay_task
         except asyncio.CancelledError:
-            if self._stop_requested and not asyncio.current_task().cancelling():
+            if self._taken_over and not asyncio.current_task().cancelling():
+                status, error = Status.INTERRUPTED, INTERRUPTED_ERROR
+            elif self._stop_requested and not asyncio.current_task().cancelling():
                 status = Status.STOPPED
             else:  # the process is shutting down
                 status, cancelled = Status.INTERRUPTED, True
@@ -209,9 +226,14 @@ class Answer(Failover):
                 self._your_turn()
             elif kind == live.SNAPSHOT and self.target is not None:
                 frame = {"type": "snapshot", "message": self.payload()}
-                await self.layer.send(
-                    event["reply_channel"], {"type": "chat.frame", "text": live.encode(frame)}
-                )
+                try:
+                    await self.layer.send(
+                        event["reply_channel"], {"type": "chat.frame", "text": live.encode(frame)}
+                    )
+                except Exception as exc:  # Redis away: the tab asks again when it is back
+                    log.warning("could not send a snapshot of %s: %s", self.channel, exc)
+            elif kind == RECONNECTED["type"]:
+                self.frames.reconnected()
 
     async def _flush_loop(self) -> None:
         interval = settings.STREAM_FLUSH_MS / 1000
@@ -226,15 +248,22 @@ class Answer(Failover):
             self._last_flush = loop.time()
             # Shielded: cancelling the flusher at the end must not lose a delta whose
             # sequence number is already taken; the send lock keeps frames in order.
-            await asyncio.shield(self._publish_pending())
+            if not await asyncio.shield(self._publish_pending()):
+                # Redis is away: what arrives meanwhile goes out in one frame later.
+                await asyncio.sleep(PUBLISH_RETRY_SECONDS)
 
-    async def _publish_pending(self) -> None:
+    async def _publish_pending(self) -> bool:
+        """Send what arrived since the last frame as a delta; False if it was lost."""
         self._dirty.clear()
         fields = self.text.publish()
         if fields is None:
-            return
+            return True
         self.seq += 1
-        await self._publish({"type": "delta", "seq": self.seq, **fields})
+        # The whole text as of this frame, when the log needs it, taken now: the next frame
+        # may be taken before this one has gone out.
+        whole = (self.text.content(), self.text.thinking()) if self.frames.base_due() else None
+        frame = {"type": "delta", "seq": self.seq, **fields}
+        return await self._publish(frame, logged=True, whole=whole)
 
     async def _checkpoint_loop(self) -> None:
         saved = (0, 0)
@@ -246,14 +275,24 @@ class Answer(Failover):
             content, thinking = self.text.content(), self.text.thinking()
             if (len(content), len(thinking)) != saved or since_beat >= beat_every:
                 try:
-                    await self.target.checkpoint(content, thinking)
+                    ours = await self.target.checkpoint(content, thinking)
                 except Exception as exc:  # the database is briefly away: try next time
                     log.warning("checkpoint of %s failed: %s", self.target.id, exc)
                     continue
+                if not ours:
+                    # Another process took this one for dead (stalled too long) and ended
+                    # the answer with the text its tabs had: stop writing it.
+                    log.warning("answer %s was ended elsewhere; stopping", self.target.id)
+                    self._taken_over = True
+                    if self._relay_task:
+                        self._relay_task.cancel()
+                    return
                 saved, since_beat = (len(content), len(thinking)), 0.0
 
     async def _finish(self, status: str, error: str) -> None:
         try:
+            if self._taken_over:
+                return  # saved and announced by the process that recovered it
             await self._publish_pending()
             content, thinking = self.text.content(), self.text.thinking()
             await self._save_final(status, content, thinking, error)
@@ -266,7 +305,7 @@ class Answer(Failover):
                 "notes": self.target.notes(self.stats),
                 "seq": self.seq,
             }
-            await self._publish(frame)
+            await self._publish(frame, last=True)
             self.target.finished(status)  # e.g. a title, in the background; never blocks
         except Exception:
             log.exception("could not record the end of answer %s", self.target.id)
@@ -286,14 +325,27 @@ class Answer(Failover):
                 log.warning("saving answer %s failed, retrying: %s", self.target.id, exc)
                 await asyncio.sleep(1)
 
-    async def _publish(self, frame: dict) -> None:
-        # Encoded once here, not once per socket in the group.
+    async def _publish(self, frame: dict, **logging) -> bool:
+        """To every tab; False if Redis is away (relay/frames.py)."""
+        return await self.frames.send(frame, **logging)
+
+    async def fail_unstarted(self, target: Target) -> None:
+        """The row of this answer was saved but it could not start: end it `failed` at
+        once, saying so, rather than leave it `streaming` (its conversation busy)."""
+        self.target = target
+        self.discard()
         try:
-            async with self._send_lock:
-                await self.layer.group_send(
-                    self.group, {"type": "chat.frame", "text": live.encode(frame)}
-                )
-        except Exception as exc:  # e.g. Redis restarting
-            # The answer goes on and is saved; tabs catch up from the database and the
-            # snapshot when their sockets reconnect.
-            log.warning("could not publish to %s: %s", self.group, exc)
+            await target.finish(
+                Status.FAILED, target.content, target.thinking, {}, START_FAILED_ERROR
+            )
+        finally:
+            frame = {
+                "type": "done",
+                "id": target.id,
+                "status": Status.FAILED,
+                "error": START_FAILED_ERROR,
+                "stats": {},
+                "notes": [],
+                "seq": self.seq,
+            }
+            await self._publish(frame)

@@ -7,14 +7,12 @@ detail.
 
 from chat.services.accounts import approve_users, can_chat, register_user
 from chat.services.answers import (
-    INTERRUPTED_ERROR,
     AnswerRefused,
     StartedAnswer,
     checkpoint_answer,
     continue_answer,
     edit_question,
     finish_answer,
-    recover_stale_answers,
     regenerate_answer,
     start_answer,
 )
@@ -43,6 +41,7 @@ from chat.services.history import (
     set_pinned,
 )
 from chat.services.importer import ImportResult, import_conversations
+from chat.services.recovery import INTERRUPTED_ERROR, recover_stale_answers
 
 __all__ = [
     "HistoryRefused",

@@ -1,9 +1,8 @@
 """Answers: starting one (new question, regenerate, edit, continue), checkpointing its
-text while it streams, recording its one final state, and recovering answers whose
-process died."""
+text while it streams, and recording its one final state (recovering answers whose
+process died: chat/services/recovery.py)."""
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,9 +14,8 @@ from chat import limits, protocol, text
 from chat.models import Attachment, Conversation, Message
 from chat.services.accounts import can_chat
 from chat.services.branches import annotate_alternates, history_for
-from relay import live
+from chat.services.recovery import recover_stale_answers
 from relay.streams import partial_answer
-from relay.target import INTERRUPTED_ERROR
 
 Status = Message.Status
 Role = Message.Role
@@ -239,10 +237,14 @@ def continue_answer(
     return StartedAnswer(None, answer, history, conversation)
 
 
-def checkpoint_answer(message_id: int, content: str, thinking: str) -> None:
-    """Save the text so far (at most about once a second) and prove we are alive."""
-    Message.objects.filter(id=message_id, status=Status.STREAMING).update(
-        content=content, thinking=thinking, heartbeat=timezone.now()
+def checkpoint_answer(message_id: int, content: str, thinking: str) -> bool:
+    """Save the text so far (at most about once a second) and prove we are alive. False
+    if the answer is no longer streaming: another process took it for dead and ended it
+    (chat/services/recovery.py)."""
+    return bool(
+        Message.objects.filter(id=message_id, status=Status.STREAMING).update(
+            content=content, thinking=thinking, heartbeat=timezone.now()
+        )
     )
 
 
@@ -261,30 +263,3 @@ def finish_answer(
             heartbeat=timezone.now(),
         )
     )
-
-
-def recover_stale_answers(conversation: Conversation | None = None) -> list[tuple]:
-    """Mark answers whose generating process is gone as `interrupted`; returns their
-    (conversation uuid, message uuid) so that open tabs can be told.
-
-    A process that is alive checkpoints at least every few seconds, so a heartbeat older
-    than STALE_SECONDS means it died. A single-process set-up (in-memory channel layer)
-    knows every live answer is its own, so it recovers a restart at once instead of
-    waiting for the heartbeat to age.
-    """
-    streaming = Message.objects.filter(status=Status.STREAMING)
-    if conversation is not None:
-        streaming = streaming.filter(conversation=conversation)
-    if live.single_process():
-        stale = streaming.exclude(task_channel__in=live.live_channels())
-    else:
-        cutoff = timezone.now() - timedelta(seconds=settings.STALE_SECONDS)
-        stale = streaming.filter(heartbeat__lt=cutoff)
-    found = list(stale.values_list("id", "conversation__uuid", "uuid"))
-    if not found:
-        return []
-    # Still streaming at the moment of the update: a late checkpoint cannot be undone.
-    Message.objects.filter(id__in=[row[0] for row in found], status=Status.STREAMING).update(
-        status=Status.INTERRUPTED, error=INTERRUPTED_ERROR, task_channel=""
-    )
-    return [(conversation_uuid, message_uuid) for _, conversation_uuid, message_uuid in found]

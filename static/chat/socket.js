@@ -8,6 +8,18 @@ export const FATAL_CLOSES = {
 };
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 10000];
+// 4503: the server is up but lost Redis for a moment (or is still without it): every page
+// comes back at once, spread over a second so that they don't all arrive together, and
+// keeps trying every ~2 s, so it is back within seconds of Redis.
+export const CLOSE_RECONNECT = 4503;
+const RECONNECT_BACKOFF_MS = [500, 1000, 2000];
+
+/** How long to wait before reconnecting attempt number `attempt` after `code`. */
+export function reconnectDelay(code, attempt) {
+  const steps = code === CLOSE_RECONNECT ? RECONNECT_BACKOFF_MS : BACKOFF_MS;
+  const base = steps[Math.min(attempt, steps.length - 1)];
+  return code === CLOSE_RECONNECT ? Math.round(base * (0.5 + Math.random())) : base;
+}
 
 export function socketUrl(conversationId) {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -28,6 +40,7 @@ export class ChatSocket {
     this.closedForGood = false;
     this.suspended = false;
     this.everOpened = false;
+    this.ready = false; // the current socket has heard from the server
     this.onOnline = () => {
       if (this.timer) this.retryNow();
     };
@@ -44,19 +57,16 @@ export class ChatSocket {
     });
   }
 
+  /** Open and heard from: the server speaks first (a snapshot) once it can serve us. */
   get isOpen() {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    return this.ws !== null && this.ready && this.ws.readyState === WebSocket.OPEN;
   }
 
   connect() {
     if (this.closedForGood || this.suspended) return;
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.addEventListener("open", () => {
-      const reconnected = this.everOpened;
-      this.everOpened = true;
-      this.handlers.onOpen?.(reconnected);
-    });
+    this.ready = false;
     ws.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       let frame;
@@ -66,8 +76,16 @@ export class ChatSocket {
         console.warn("ignoring a frame that is not JSON");
         return;
       }
-      // The server always speaks first (a snapshot): from here the link is healthy.
+      // The server always speaks first (a snapshot): from here the link is healthy. Not
+      // before: a server without Redis accepts, then closes at once (4503), and a frame
+      // sent in between would be lost.
       this.attempt = 0;
+      if (!this.ready && this.ws === ws) {
+        this.ready = true;
+        const reconnected = this.everOpened;
+        this.everOpened = true;
+        this.handlers.onOpen?.(reconnected);
+      }
       if (frame && typeof frame.type === "string") this.handlers.onFrame(frame);
     });
     ws.addEventListener("close", (event) => {
@@ -80,7 +98,7 @@ export class ChatSocket {
         this.handlers.onFatal?.(event.code, FATAL_CLOSES[event.code]);
         return;
       }
-      const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+      const delay = reconnectDelay(event.code, this.attempt);
       this.attempt += 1;
       this.handlers.onReconnecting?.(delay);
       this.timer = setTimeout(() => {

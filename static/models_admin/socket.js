@@ -1,11 +1,12 @@
 // The models socket (/ws/models/): reconnects with backoff, and gives up only on the
 // close codes that mean "this will never work" (logged out, not staff).
 
+import { reconnectDelay } from "../chat/socket.js";
+
 const FATAL_CLOSES = {
   4401: "You are logged out: live updates stopped. Log in again.",
   4403: "Only staff see live updates of the models.",
 };
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 10000];
 
 /** handlers: onFrame(frame), onStatus(text) with "" once connected. */
 export function openModelsSocket(handlers) {
@@ -21,7 +22,7 @@ export function openModelsSocket(handlers) {
     if (fatal || suspended) return;
     const socket = new WebSocket(url);
     ws = socket;
-    socket.addEventListener("open", () => handlers.onStatus(""));
+    let heard = false;
     socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       let frame;
@@ -30,6 +31,10 @@ export function openModelsSocket(handlers) {
       } catch {
         return;
       }
+      // Connected once the server speaks (it sends the pulls first): a server without
+      // Redis accepts, then closes at once (4503).
+      if (!heard) handlers.onStatus("");
+      heard = true;
       attempt = 0;
       if (frame && typeof frame.type === "string") handlers.onFrame(frame);
     });
@@ -41,7 +46,7 @@ export function openModelsSocket(handlers) {
         handlers.onStatus(FATAL_CLOSES[event.code]);
         return;
       }
-      const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+      const delay = reconnectDelay(event.code, attempt); // 4503: soon (Redis was away)
       attempt += 1;
       handlers.onStatus("Live updates interrupted; reconnecting…");
       timer = setTimeout(connect, delay);

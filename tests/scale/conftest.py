@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.fake_ollama import FakeOllama
+from tests.redis_server import require_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -151,23 +152,20 @@ class Cluster:
                 process.wait(timeout=15)
 
 
-@pytest.fixture(scope="package")
-def cluster(database_url, hosts, tmp_path_factory):
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    tmp = tmp_path_factory.mktemp("scale")
-    env = {
+def cluster_env(database_url: str, hosts, tmp: Path, redis_url: str = REDIS_URL) -> dict:
+    """The environment of a cluster's Daphne processes."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "SECRET_KEY": "scale-test-secret-" + "s" * 40,
         "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url,
         "OLLAMA_URLS": ",".join(host.url for host in hosts),
         "STATIC_ROOT": str(tmp / "static"),
         "MEDIA_DIR": str(tmp / "media"),
         "CHECKPOINT_SECONDS": "0.25",
-        "STALE_SECONDS": "3",
+        # STALE_SECONDS as shipped (20 s): a dead process is found through Redis in
+        # seconds (relay/liveness.py), not by its rows' heartbeat ageing.
         "STREAM_FLUSH_MS": "30",
         "MESSAGES_PER_MINUTE": "1000",
         "MAX_CONCURRENT_ANSWERS": "20",
@@ -175,6 +173,15 @@ def cluster(database_url, hosts, tmp_path_factory):
         # Titles would take the scripted replies meant for the answers.
         "AUTO_TITLES": "false",
     }
+
+
+@pytest.fixture(scope="package")
+def cluster(database_url, hosts, tmp_path_factory):
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tmp = tmp_path_factory.mktemp("scale")
+    env = cluster_env(database_url, hosts, tmp)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
         cwd=ROOT,
@@ -231,3 +238,37 @@ class Account:
 @pytest.fixture
 def account(both):
     return Account(both.url(0))
+
+
+@pytest.fixture(scope="package")
+def redis_server_binary(services_up):
+    require_redis_server()
+
+
+def streaming_rows(database_url: str) -> list[tuple]:
+    """Answers still `streaming`, i.e. conversations that refuse a new message as busy."""
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT m.uuid, c.uuid, m.status, m.task_channel FROM chat_message m "
+            "JOIN chat_conversation c ON c.id = m.conversation_id WHERE m.status = 'streaming'"
+        ).fetchall()
+
+
+def assert_settled(database_url: str, within: float = 5.0) -> None:
+    """The invariant every scale run ends with: within `within` seconds no answer is left
+    `streaming` (so no conversation is busy), and every failed or interrupted answer says
+    why in words."""
+    import psycopg
+
+    deadline = time.monotonic() + within
+    while (left := streaming_rows(database_url)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"answers left streaming (their conversations stay busy): {left}"
+    with psycopg.connect(database_url) as connection:
+        silent = connection.execute(
+            "SELECT uuid, status FROM chat_message "
+            "WHERE status IN ('failed', 'interrupted') AND error = ''"
+        ).fetchall()
+    assert not silent, f"answers that ended without saying why: {silent}"

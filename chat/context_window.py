@@ -45,7 +45,11 @@ def overflow_note(stats: dict | None) -> str:
 
 # Said of the gauge by the page too (static/chat/context_gauge.js): keep them alike.
 GAUGE_DETAIL = "The last answer used %(used)s of the %(window)s tokens the model can see."
-GAUGE_FULL = "The oldest messages no longer reach the model."
+# When the prompt reached the window, "used 2,053 of the 2,048" would read as a mistake.
+GAUGE_FULL = (
+    "The last answer filled all %(window)s tokens the model can see: the oldest messages "
+    "no longer reach the model."
+)
 GAUGE_LOW, GAUGE_HIGH = 0.7, 0.9  # of the window: where the meter turns amber, then red
 
 
@@ -59,12 +63,13 @@ def gauge(messages: list) -> dict | None:
     else:
         return None
     used, window = found
-    detail = GAUGE_DETAIL % {"used": f"{used:,}", "window": f"{window:,}"}
+    numbers = {"used": f"{used:,}", "window": f"{window:,}"}
+    detail = (GAUGE_FULL if used >= window else GAUGE_DETAIL) % numbers
     return {
         "used": used,
         "window": window,
         "percent": min(100, round(used * 100 / window)),
         "low": round(window * GAUGE_LOW),
         "high": round(window * GAUGE_HIGH),
-        "detail": f"{detail} {GAUGE_FULL}" if used >= window else detail,
+        "detail": detail,
     }

@@ -8,8 +8,11 @@ const LOW = 0.7;
 const HIGH = 0.9;
 
 function detailText(used, window) {
-  const text = `The last answer used ${used.toLocaleString("en-US")} of the ${window.toLocaleString("en-US")} tokens the model can see.`;
-  return used >= window ? `${text} The oldest messages no longer reach the model.` : text;
+  const tokens = window.toLocaleString("en-US");
+  if (used >= window) {
+    return `The last answer filled all ${tokens} tokens the model can see: the oldest messages no longer reach the model.`;
+  }
+  return `The last answer used ${used.toLocaleString("en-US")} of the ${tokens} tokens the model can see.`;
 }
 
 /** Show the numbers of the last answer in `list` that has them (or hide the gauge). */

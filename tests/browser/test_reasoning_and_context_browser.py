@@ -100,8 +100,8 @@ def test_a_full_context_window_is_noted_and_the_gauge_shows_how_full(page, signe
     expect(note).to_contain_text("2,048 tokens")
     expect(gauge).to_contain_text("100%")
     expect(meter).to_have_accessible_description(
-        "The last answer used 2,051 of the 2,048 tokens the model can see. "
-        "The oldest messages no longer reach the model."
+        "The last answer filled all 2,048 tokens the model can see: the oldest messages "
+        "no longer reach the model."
     )
 
     page.reload()

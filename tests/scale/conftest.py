@@ -1,9 +1,13 @@
 """The scaled-out set-up for real: two Daphne processes on PostgreSQL and a Redis channel
 layer, in front of two Ollama test doubles.
 
-Without PostgreSQL or Redis on a developer's machine the group is skipped with a message
-saying how to start them; in CI (CI=true) it fails instead, so it can never silently
-not run.
+The Redis is a redis-server of this run's own (`package_redis`), never the machine's
+shared one: the processes keep global keys there (the `chat:processes` set of liveness,
+the waiting line), which another test run on the same machine would share and flush.
+
+Without PostgreSQL or the redis-server program on a developer's machine the group is
+skipped with a message saying how to get them; in CI (CI=true) it fails instead, so it
+can never silently not run.
 """
 
 import os
@@ -20,30 +24,23 @@ import httpx
 import pytest
 
 from tests.fake_ollama import FakeOllama
-from tests.redis_server import require_redis_server
+from tests.redis_server import PrivateRedis, require_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS_URL = "redis://127.0.0.1:6379/7"
 HOW_TO_START = (
-    "The scale tests need PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and "
-    "Redis on 127.0.0.1:6379. Start them, e.g. `pg_ctlcluster 15 main start` and "
-    "`redis-server --daemonize yes`, or run `./test.sh -m 'not scale'`."
+    "The scale tests need PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth). "
+    "Start it, e.g. `pg_ctlcluster 15 main start`, or run `./test.sh -m 'not scale'`."
 )
 
 
 def _services_missing() -> str | None:
     import psycopg
-    import redis
 
     try:
         psycopg.connect(dbname="postgres", connect_timeout=2, **PG).close()
     except Exception as exc:
         return f"PostgreSQL is not reachable ({exc})"
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:
-        return f"Redis is not reachable ({exc})"
     return None
 
 
@@ -152,7 +149,7 @@ class Cluster:
                 process.wait(timeout=15)
 
 
-def cluster_env(database_url: str, hosts, tmp: Path, redis_url: str = REDIS_URL) -> dict:
+def cluster_env(database_url: str, hosts, tmp: Path, redis_url: str) -> dict:
     """The environment of a cluster's Daphne processes."""
     return {
         **os.environ,
@@ -176,12 +173,24 @@ def cluster_env(database_url: str, hosts, tmp: Path, redis_url: str = REDIS_URL)
 
 
 @pytest.fixture(scope="package")
-def cluster(database_url, hosts, tmp_path_factory):
-    import redis
+def package_redis(redis_server_binary, tmp_path_factory):
+    """The cluster's Redis, of this run alone. On the machine's shared Redis, a test run
+    of another checkout (CI beside a developer, or two developers) put its processes in
+    the same `chat:processes` set: when we killed one of ours, theirs saw its key go,
+    swept their own database and forgot it (SREM), or their cluster's FLUSHDB emptied
+    the set, before our surviving process confirmed the death, so it never recovered the
+    answer: the other tab stayed on `streaming` (until STALE_SECONDS) and the next test
+    found the row still busy."""
+    server = PrivateRedis(tmp_path_factory.mktemp("package-redis"))
+    server.start()
+    yield server
+    server.stop()
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+
+@pytest.fixture(scope="package")
+def cluster(database_url, hosts, package_redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scale")
-    env = cluster_env(database_url, hosts, tmp)
+    env = cluster_env(database_url, hosts, tmp, package_redis.url)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
         cwd=ROOT,

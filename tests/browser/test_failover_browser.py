@@ -51,8 +51,10 @@ def test_an_answer_whose_host_dies_goes_on_and_says_so(chat_page):
     page.fill(PROMPT, "Count for me")
     page.press(PROMPT, "Enter")
     answer = page.locator(ANSWER).last
-    expect(answer.locator(".msg-body")).to_contain_text("word3", timeout=10_000)
-    expect(answer).to_have_attribute("data-status", "complete", timeout=10_000)
+    # Generous waits: on a loaded 2-core machine the hand-over (and the final save) has
+    # taken over 10 s; what is asserted is the outcome, not its speed (bench/ measures that).
+    expect(answer.locator(".msg-body")).to_contain_text("word3", timeout=30_000)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
     shown = "".join(TOKENS[:4]).strip() + " and done."
     expect(answer.locator(".msg-body")).to_have_text(shown)
     note = answer.locator("[data-testid=answer-note]")

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from threading import Event
 
 import psycopg
 import pytest
@@ -297,7 +298,11 @@ async def test_a_process_killed_after_a_redis_restart_still_loses_no_text_shown(
     person = Account(pair.url(0))
     conversation = person.new_conversation()
     for host in ollama:
-        host.default_reply = Reply(content=TOKENS * 5, delay=0.02)
+        # Long, and held before its end: however many tokens a loaded machine packs into
+        # each frame, the answer is still being written when its process is killed.
+        host.default_reply = Reply(
+            content=TOKENS * 20, delay=0.02, hold_after=len(TOKENS) * 20 - 1, resume=Event()
+        )
     writer = await Tab(pair, 0, person, conversation).open()
     watcher = await Tab(pair, 1, person, conversation).open()
     await send_until_saved(writer, "Count")

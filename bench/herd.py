@@ -39,11 +39,9 @@ class Shipped:
     log: Path
 
 
-@contextmanager
-def shipped_app(folder: Path, reply: Reply | None = None):
-    """One Daphne started as ./run.sh starts it, on a fresh SQLite file in `folder`, in
-    front of an Ollama test double answering `reply` (20 words, 20 ms apart)."""
-    ollama = FakeOllama(default_reply=reply or Reply(content=ANSWER, delay=0.02)).start()
+def shipped_env(folder: Path, ollama_url: str) -> dict:
+    """The environment `./run.sh` gives the app (no Redis, no other services), on a fresh
+    SQLite file in `folder`, migrated; for a Daphne started with it."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -51,9 +49,9 @@ def shipped_app(folder: Path, reply: Reply | None = None):
     }
     env |= {
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "herd-secret-" + "h" * 40,
+        "SECRET_KEY": "shipped-secret-" + "h" * 40,
         "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "OLLAMA_URL": ollama.url,
+        "OLLAMA_URL": ollama_url,
         "MEDIA_DIR": str(folder / "media"),
         "LOG_LEVEL": "WARNING",
     }
@@ -63,6 +61,15 @@ def shipped_app(folder: Path, reply: Reply | None = None):
         env=env,
         check=True,
     )
+    return env
+
+
+@contextmanager
+def shipped_app(folder: Path, reply: Reply | None = None):
+    """One Daphne started as ./run.sh starts it, on a fresh SQLite file in `folder`, in
+    front of an Ollama test double answering `reply` (20 words, 20 ms apart)."""
+    ollama = FakeOllama(default_reply=reply or Reply(content=ANSWER, delay=0.02)).start()
+    env = shipped_env(folder, ollama.url)
     port = free_port()
     log = folder / "daphne.log"
     with open(log, "wb") as output:

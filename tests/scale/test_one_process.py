@@ -2,15 +2,13 @@
 killed mid-answer: without Redis there is no log of the frames, so the answer keeps its
 last checkpoint, which is at most CHECKPOINT_SECONDS (1 s) old."""
 
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
+from bench.herd import shipped_env
 from tests.fake_ollama import FakeOllama, Reply
-from tests.scale.conftest import ROOT, Account, Cluster
+from tests.scale.conftest import Account, Cluster
 from tests.scale.tabs import Tab
 
 pytestmark = pytest.mark.scale
@@ -22,26 +20,7 @@ TOKENS = [f" t{i}" for i in range(2000)]
 @pytest.fixture
 def one_process(tmp_path):
     ollama = FakeOllama(default_reply=Reply(content=TOKENS[:300], rate=TOKENS_PER_SECOND)).start()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "OLLAMA_URLS", "DJANGO_SETTINGS_MODULE")
-    }
-    env |= {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "one-process-secret-" + "o" * 40,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "OLLAMA_URL": ollama.url,
-        "MEDIA_DIR": str(tmp_path / "media"),
-        "LOG_LEVEL": "WARNING",
-        "AUTO_TITLES": "false",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    env = shipped_env(tmp_path, ollama.url) | {"AUTO_TITLES": "false"}
     server = Cluster(env, tmp_path)
     server.database = tmp_path / "db.sqlite3"
     server.start(0)
